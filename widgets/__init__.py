@@ -1,0 +1,1 @@
+"""ipywidgets for alkit (imported as ``alkit_widgets``)."""
