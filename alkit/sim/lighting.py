@@ -32,7 +32,7 @@ class Camera:
 
     @property
     def focal(self) -> float:
-        return 0.9 * self.width
+        return 1.0 * self.width
 
     @property
     def horizon(self) -> float:

@@ -65,7 +65,7 @@ def session_scene(cam: Camera, grid, plan: SessionPlan, layout: RoadLayout) -> S
 def _object_light(x: float, z: float, lamps: np.ndarray, lv: dict, ambient: float) -> float:
     xa, za = np.array([x]), np.array([z])
     lamp = lamp_pool(xa, za, lamps, lv["lamp"] * 1.2)[0] if len(lamps) else 0.0
-    return ambient + float(headlight(xa, za, lv["headlight"])[0]) + float(lamp)
+    return ambient + 0.5 * float(headlight(xa, za, lv["headlight"])[0]) + float(lamp)
 
 
 def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -> RenderedFrame:

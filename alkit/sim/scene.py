@@ -38,7 +38,7 @@ KIND_NAMES = (
 DENSITY_PER_100M: dict[str, dict[int, float]] = {
     "highway": {CAR: 9.0, BICYCLE: 0.3, PERSON: 0.3, TRAFFIC_LIGHT: 0.0, ROAD_SIGN: 3.0,
                 POLE: 2.0, BIN: 0.0, RACK: 0.0},
-    "urban": {CAR: 7.0, BICYCLE: 4.0, PERSON: 10.0, TRAFFIC_LIGHT: 3.0, ROAD_SIGN: 4.0,
+    "urban": {CAR: 7.0, BICYCLE: 5.0, PERSON: 12.0, TRAFFIC_LIGHT: 3.0, ROAD_SIGN: 4.0,
               POLE: 5.0, BIN: 4.0, RACK: 1.5},
     "suburban": {CAR: 5.0, BICYCLE: 2.5, PERSON: 4.0, TRAFFIC_LIGHT: 0.8, ROAD_SIGN: 3.0,
                  POLE: 3.0, BIN: 2.0, RACK: 0.5},
@@ -202,13 +202,13 @@ def plan_session(config: WorldConfig, session_id: int, segment_index: int) -> Se
                 add(CAR, x0, z0, 0.0, vz, w, rng.uniform(1.4, 1.7), 0.0, color,
                     (float(mode), u[1], u[2], light), flag)  # fmt: skip
             elif kind in (PERSON, BICYCLE):
-                crossing = rng.random() < 0.25
+                crossing = rng.random() < 0.35
                 if crossing:
                     x0 = side * (hw + sw * rng.random())
                     vx = -side * (0.12 if kind == PERSON else 0.4) * rng.uniform(0.7, 1.3)
                     vz = 0.0
                 elif kind == PERSON:
-                    x0, vx = side * (hw + 0.3 + sw * rng.uniform(0.1, 0.9)), 0.0
+                    x0, vx = side * (hw + 0.3 + sw * rng.uniform(0.0, 0.6)), 0.0
                     vz = rng.choice([-1, 0, 1]) * 0.13 * rng.uniform(0.7, 1.3)
                 else:
                     x0, vx = hw - 0.6, 0.0
@@ -220,8 +220,9 @@ def plan_session(config: WorldConfig, session_id: int, segment_index: int) -> Se
                     h = h + 1.0 if flag & RARE_STILTS else h
                     shirt = _clothing_albedo(rng, 1)[0]
                     color = np.clip(shirt * rng.uniform(0.6, 1.4, 3), 0.0, 1.0)
-                    add(PERSON, x0, z0, vx, vz, 0.5 * h / 1.75, h, 0.0, color,
-                        (rng.random(), _clothing_albedo(rng, 1)[0], rng.random(), 0.0), flag)  # fmt: skip
+                    pants = _clothing_albedo(rng, 1)[0]
+                    style = (rng.random(), pants, rng.random(), 0.0)
+                    add(PERSON, x0, z0, vx, vz, 0.5 * h / 1.75, h, 0.0, color, style, flag)
                 else:
                     flag = RARE_RIDER if rng.random() < 0.75 else 0
                     flag |= RARE_MOTORCYCLE if rng.random() < 0.2 else 0
@@ -230,16 +231,17 @@ def plan_session(config: WorldConfig, session_id: int, segment_index: int) -> Se
                     w = (1.9 if flag & RARE_MOTORCYCLE else 1.7) if side_view else 0.6
                     light = 1.0 if rng.random() < 0.5 else 0.0
                     color = rng.uniform(0.1, 0.9, 3)
-                    add(BICYCLE, x0, z0, vx, vz, w, 1.1, 0.0, color,
-                        (float(side_view), _clothing_albedo(rng, 1)[0], rng.random(), light), flag)  # fmt: skip
+                    rider_shirt = _clothing_albedo(rng, 1)[0]
+                    style = (float(side_view), rider_shirt, rng.random(), light)
+                    add(BICYCLE, x0, z0, vx, vz, w, 1.1, 0.0, color, style, flag)
             elif kind == TRAFFIC_LIGHT:
                 x0 = side * (hw + 0.5)
-                add(TRAFFIC_LIGHT, x0, z0, 0.0, 0.0, 0.45, 1.2, rng.uniform(2.6, 3.6),
+                add(TRAFFIC_LIGHT, x0, z0, 0.0, 0.0, 0.6, 1.5, rng.uniform(2.4, 3.4),
                     np.full(3, 0.08), (float(rng.integers(0, 3)), u[1], u[2], 1.0))  # fmt: skip
             elif kind == ROAD_SIGN:
                 big = cond.route == "highway" and rng.random() < 0.5
                 x0 = side * (hw + (1.5 if big else 0.6))
-                w, h = (2.5, 1.5) if big else (0.8, 0.8)
+                w, h = (2.5, 1.5) if big else (0.9, 0.9)
                 shape = 3.0 if big else float(rng.integers(0, 3))  # circle, triangle, square, board
                 add(ROAD_SIGN, x0, z0, 0.0, 0.0, w, h, 3.0 if big else 1.6, np.zeros(3),
                     (shape, u[1], u[2], 0.0))  # fmt: skip
@@ -253,10 +255,12 @@ def plan_session(config: WorldConfig, session_id: int, segment_index: int) -> Se
                     rng.uniform(0.05, 0.5, 3), (0.0, u[1], 0.0, 0.0))  # fmt: skip
             elif kind == RACK:
                 x0 = side * (hw + sw * rng.uniform(0.3, 0.9) + 0.3)
-                add(RACK, x0, z0, 0.0, 0.0, rng.uniform(1.5, 2.5), 0.8, 0.0,
-                    np.full(3, rng.uniform(0.4, 0.7)), (float(rng.integers(2, 4)), 0.0, 0.0, 0.0))  # fmt: skip
+                metal, loops = np.full(3, rng.uniform(0.4, 0.7)), float(rng.integers(2, 4))
+                add(RACK, x0, z0, 0.0, 0.0, rng.uniform(1.5, 2.5), 0.8, 0.0, metal,
+                    (loops, 0.0, 0.0, 0.0))  # fmt: skip
     if cond.lamp_spacing > 0:
-        for z0 in np.arange(cond.lamp_offset - 10.0, length, cond.lamp_spacing):
+        lamp_z = np.arange(cond.lamp_offset - 10.0, length, cond.lamp_spacing)
+        for z0 in lamp_z:
             for side in (-1.0, 1.0):
                 add(LAMP, side * (hw + sw + 0.5), float(z0), 0.0, 0.0, 0.18, 6.0, 0.0,
                     np.full(3, 0.3), (0.0, 0.0, 0.0, 1.0))  # fmt: skip

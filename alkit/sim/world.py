@@ -130,8 +130,8 @@ class World:
             sky = np.maximum(sky, SKY_NIGHT_FLOOR)
         if cond.weather != "clear":
             sky = 0.5 * sky + 0.5 * sky.mean()
-        scene = session_scene(self.camera, self._grid, plan, road_layout(self.camera, cond,
-                                                                        self._grid, sky))  # fmt: skip
+        layout = road_layout(self.camera, cond, self._grid, sky)
+        scene = session_scene(self.camera, self._grid, plan, layout)
         self._scenes[session] = scene
         if len(self._scenes) > self._cache_size:
             self._scenes.popitem(last=False)
