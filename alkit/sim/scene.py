@@ -9,6 +9,7 @@ Everything is drawn from ``numpy.random.default_rng((world seed, session id))``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,9 +113,29 @@ def _choice(rng: np.random.Generator, names: tuple[str, ...], probs) -> str:
     return names[int(rng.choice(len(names), p=np.asarray(probs, dtype=float)))]
 
 
-def session_conditions(rng: np.random.Generator, tod_probs, route_probs, weather_probs):
-    """Draw a drive's conditions."""
-    tod = _choice(rng, TIMES_OF_DAY, tod_probs)
+@functools.lru_cache(maxsize=64)
+def _segment_strata(seed: int, segment_index: int, n_sessions: int) -> np.ndarray:
+    """A seeded permutation of a segment's sessions, ``(n,)``: their time-of-day strata."""
+    return np.random.default_rng((seed, 7919, segment_index)).permutation(n_sessions)
+
+
+def time_of_day_quantile(config: WorldConfig, session_id: int, segment_index: int) -> float:
+    """Where a session falls in its segment's time-of-day mix, in (0, 1).
+
+    Stratified rather than drawn, so a segment of n sessions holds each time of day in the
+    configured share up to one session, for every world seed.
+    """
+    start = sum(s.n_sessions for s in config.segments[:segment_index])
+    n = config.segments[segment_index].n_sessions
+    rank = _segment_strata(config.seed, segment_index, n)[session_id - start]
+    return (rank + 0.5) / n
+
+
+def session_conditions(rng: np.random.Generator, tod_probs, route_probs, weather_probs,
+                       tod_quantile: float):  # fmt: skip
+    """Draw a drive's conditions; the time of day comes from the session's stratum."""
+    rng.random()  # keeps the stream's layout stable
+    tod = TIMES_OF_DAY[int(np.searchsorted(np.cumsum(tod_probs), tod_quantile, side="right"))]
     route = _choice(rng, ROUTES, route_probs)
     weather = _choice(rng, WEATHERS, weather_probs)
     lanes = {"highway": 3, "urban": 1, "suburban": 1}[route]
@@ -155,7 +176,8 @@ def plan_session(config: WorldConfig, session_id: int, segment_index: int) -> Se
     """The deterministic plan of one session (objects over the whole drive)."""
     seg = config.segments[segment_index]
     rng = np.random.default_rng((config.seed, session_id))
-    cond = session_conditions(rng, seg.time_of_day, seg.route, config.weather)
+    quantile = time_of_day_quantile(config, session_id, segment_index)
+    cond = session_conditions(rng, seg.time_of_day, seg.route, config.weather, quantile)
     length = cond.ego_speed * config.frames_per_session + MAX_DEPTH_M + 20.0
     hw, sw = cond.road_half_width, cond.sidewalk_width
     cols: dict[str, list] = {k: [] for k in ("kind", "x0", "z0", "vx", "vz", "w", "h", "lift")}

@@ -17,7 +17,12 @@ from alkit.sim.config import WorldConfig
 from alkit.sim.frame import Frame, FrameMeta
 from alkit.sim.lighting import Camera, road_layout
 from alkit.sim.render import SessionScene, render, session_scene
-from alkit.sim.scene import SessionConditions, plan_session, session_conditions
+from alkit.sim.scene import (
+    SessionConditions,
+    plan_session,
+    session_conditions,
+    time_of_day_quantile,
+)
 
 SKY_NIGHT_FLOOR = 0.004
 
@@ -77,7 +82,8 @@ class World:
     def _conditions(self, session: int, seg_index: int) -> SessionConditions:
         seg = self.config.segments[seg_index]
         rng = np.random.default_rng((self.config.seed, session))
-        return session_conditions(rng, seg.time_of_day, seg.route, self.config.weather)
+        quantile = time_of_day_quantile(self.config, session, seg_index)
+        return session_conditions(rng, seg.time_of_day, seg.route, self.config.weather, quantile)
 
     def meta(self, frame_id: int) -> FrameMeta:
         session, index, seg = self.locate(frame_id)

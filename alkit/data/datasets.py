@@ -1,0 +1,185 @@
+"""Torch datasets over frames: generated on demand, read from COCO, or from a dataset version.
+
+Every dataset yields the same item::
+
+    {"image": float32 [3, H, W] in [0, 1], "boxes": float32 [N, 4] xywh px,
+     "labels": int64 [N], "frame_id": int}
+
+Datasets hold only plain values (ids, small arrays, URLs, the world object), never open
+files, so they pickle into DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from alkit.data import storage
+from alkit.data.coco import load_coco, read_image
+from alkit.errors import DataError
+from alkit.sim.frame import Frame
+from alkit.taxonomy import CLASSES
+
+SIM_PREFIX = "sim:"
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Anything that generates frames by id, deterministically (e.g. ``alkit.sim.World``)."""
+
+    def frame(self, frame_id: int) -> Frame: ...
+
+
+def frame_item(frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> dict:
+    """The dataset item for an ``(H, W, 3)`` uint8 image, ``(N, 4)`` boxes, ``(N,)`` labels."""
+    pixels = torch.from_numpy(np.ascontiguousarray(image))  # (H, W, 3) uint8
+    return {
+        "image": pixels.permute(2, 0, 1).contiguous().float().div_(255.0),  # (3, H, W)
+        "boxes": torch.from_numpy(np.array(boxes, dtype=np.float32).reshape(-1, 4)),  # (N, 4)
+        "labels": torch.from_numpy(np.array(labels, dtype=np.int64).reshape(-1)),  # (N,)
+        "frame_id": int(frame_id),
+    }
+
+
+def collate_frames(batch: Sequence[dict]) -> dict:
+    """Batch items: ``image`` stacked to ``[B, 3, H, W]``, ``frame_id`` an int64 ``[B]`` tensor,
+    ``boxes``/``labels`` kept as lists of per-frame tensors (frames differ in box count)."""
+    if not batch:
+        raise DataError("collate_frames: empty batch")
+    shapes = {tuple(item["image"].shape) for item in batch}
+    if len(shapes) > 1:
+        detail = ", ".join(f"frame {b['frame_id']}: {tuple(b['image'].shape)}" for b in batch[:8])
+        raise DataError(f"collate_frames: images differ in shape ({detail}); resize them first")
+    return {
+        "image": torch.stack([item["image"] for item in batch]),  # (B, 3, H, W)
+        "boxes": [item["boxes"] for item in batch],  # B x (N_i, 4)
+        "labels": [item["labels"] for item in batch],  # B x (N_i,)
+        "frame_id": torch.tensor([item["frame_id"] for item in batch], dtype=torch.int64),  # (B,)
+    }
+
+
+def _source_frame(source: FrameSource, frame_id: int) -> Frame:
+    frame = source.frame(frame_id)
+    if int(frame.frame_id) != frame_id:
+        raise DataError(f"frame source returned frame {frame.frame_id} when asked for {frame_id}")
+    return frame
+
+
+class VirtualFrames(Dataset):
+    """Frames generated on demand by ``source`` (a world); nothing is stored on disk."""
+
+    def __init__(self, source: FrameSource, frame_ids: Iterable[int]) -> None:
+        self.source = source
+        self.frame_ids: list[int] = [int(i) for i in frame_ids]
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        frame = _source_frame(self.source, self.frame_ids[index])
+        return frame_item(frame.frame_id, frame.image, frame.boxes, frame.labels)
+
+
+def default_images_root(instances_url: str) -> str:
+    """``<folder of the annotations file>/../images``, the layout ``materialize`` writes."""
+    return storage.join(storage.parent(storage.parent(instances_url)), "images")
+
+
+def _resolve(images_root: str, file_name: str) -> str:
+    if "://" in file_name or file_name.startswith("/"):
+        return file_name
+    return storage.join(images_root, file_name)
+
+
+class CocoFrames(Dataset):
+    """Frames of a COCO data set (a materialized world or a user's own), validated on load.
+
+    Args:
+        instances_url: the COCO file (any fsspec URL).
+        images_root: folder that ``file_name`` s are relative to; defaults to
+            ``<folder of instances_url>/../images``.
+        classes, ignore_categories, category_map: see :func:`alkit.data.coco.load_coco`.
+    """
+
+    def __init__(
+        self,
+        instances_url: str,
+        images_root: str | None = None,
+        classes: Sequence[str] = CLASSES,
+        ignore_categories: Iterable[str | int] = (),
+        category_map: Mapping[str, str] | None = None,
+    ) -> None:
+        self.instances_url = instances_url
+        self.images_root = images_root or default_images_root(instances_url)
+        self.index = load_coco(instances_url, classes, ignore_categories, category_map)
+        self.frame_ids: list[int] = self.index.frame_ids
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def image_url(self, index: int) -> str:
+        """URL of the image of item ``index``."""
+        return _resolve(self.images_root, self.index[index].file_name)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.index[index]
+        image = read_image(self.image_url(index), (record.height, record.width))
+        return frame_item(record.frame_id, image, record.boxes, record.labels)
+
+
+class VersionFrames(Dataset):
+    """Frames with given labels whose images come from a world (``sim:<id>``) or a URL.
+
+    Args:
+        frame_ids: ``(F,)`` ids.
+        image_uris: ``(F,)`` ``"sim:<frame_id>"`` (generate with ``source``) or image URLs.
+        sizes: ``(F,)`` ``(height, width)`` each image must have.
+        boxes: ``(F,)`` arrays ``(N_i, 4)`` float32 xywh px; labels: ``(F,)`` arrays ``(N_i,)``.
+        source: the world for ``sim:`` URIs (its own boxes are ignored: these labels win).
+    """
+
+    def __init__(
+        self,
+        frame_ids: Sequence[int],
+        image_uris: Sequence[str],
+        sizes: Sequence[tuple[int, int]],
+        boxes: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray],
+        source: FrameSource | None = None,
+    ) -> None:
+        n = len(frame_ids)
+        if not (len(image_uris) == len(sizes) == len(boxes) == len(labels) == n):
+            raise DataError(
+                "VersionFrames: frame_ids, image_uris, sizes, boxes, labels differ in length"
+            )
+        if source is None and any(str(u).startswith(SIM_PREFIX) for u in image_uris):
+            raise DataError("VersionFrames: 'sim:' image URIs need a world passed as source")
+        self.frame_ids: list[int] = [int(i) for i in frame_ids]
+        self.image_uris: list[str] = [str(u) for u in image_uris]
+        self.sizes: list[tuple[int, int]] = [(int(h), int(w)) for h, w in sizes]
+        self.boxes = list(boxes)
+        self.labels = list(labels)
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def _image(self, index: int) -> np.ndarray:
+        frame_id, uri, size = self.frame_ids[index], self.image_uris[index], self.sizes[index]
+        if not uri.startswith(SIM_PREFIX):
+            return read_image(uri, size)
+        image = np.asarray(_source_frame(self.source, frame_id).image)  # (H, W, 3)
+        if tuple(image.shape[:2]) != size:
+            raise DataError(
+                f"frame {frame_id}: the world generated a {image.shape[0]}x{image.shape[1]} image "
+                f"but the labels say {size[0]}x{size[1]} (is it the version's world?)"
+            )
+        return image
+
+    def __getitem__(self, index: int) -> dict:
+        image = self._image(index)
+        return frame_item(self.frame_ids[index], image, self.boxes[index], self.labels[index])
