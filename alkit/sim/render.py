@@ -115,12 +115,14 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
             drawn = int(pm.sum())
             if drawn == 0:
                 continue
-            before = np.sqrt(lv["gain"] * win[pm].mean(axis=0)).mean()
-            after = np.sqrt(lv["gain"] * np.minimum(rad[pm].mean(axis=0), 1e3)).mean()
+            # how much the object changes the pixels it covers, in display units
+            before = np.sqrt(np.clip(lv["gain"] * win[pm], 0.0, 1.0))  # (n, 3)
+            after = np.sqrt(np.clip(lv["gain"] * rad[pm], 0.0, 1.0))  # (n, 3)
+            contrast = float(np.abs(after - before).mean())
             gid = len(parts)
             ids[sl][pm] = gid
             parts.append({"cls": cls, "tags": tags, "box": sprite.extents[p], "drawn": drawn,
-                          "contrast": abs(after - before)})  # fmt: skip
+                          "contrast": contrast})  # fmt: skip
         ids[sl][sprite.part == -1] = -1
         win[painted] = rad[painted]
         depth[sl][painted] = zs[k]
