@@ -11,6 +11,7 @@ import io
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -72,14 +73,19 @@ class CocoIndex:
 
     @property
     def frame_ids(self) -> list[int]:
+        """Image ids in file order."""
         return [r.frame_id for r in self.records]
 
     def record(self, frame_id: int) -> CocoRecord:
         """The record of image id ``frame_id``; ``KeyError`` if absent."""
-        for r in self.records:
-            if r.frame_id == frame_id:
-                return r
-        raise KeyError(f"{self.url}: no image with id {frame_id}")
+        try:
+            return self._by_id[int(frame_id)]
+        except KeyError:
+            raise KeyError(f"{self.url}: no image with id {frame_id}") from None
+
+    @cached_property
+    def _by_id(self) -> dict[int, CocoRecord]:
+        return {r.frame_id: r for r in self.records}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,30 +17,32 @@ identical content has an identical hash. Stored as ``<root>/versions/<hash>/fram
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype, is_numeric_dtype
 
 from alkit.data import storage
-from alkit.data.coco import BOX_TOLERANCE, load_coco
+from alkit.data.coco import load_coco
 from alkit.data.datasets import SIM_PREFIX, FrameSource, VersionFrames, default_images_root
+from alkit.data.version_tables import (
+    BOX_COLUMNS,
+    FORMAT,
+    FRAME_COLUMNS,
+    boxes_digest,
+    check_boxes_in_frames,
+    content_hash,
+    frames_digest,
+    normalize_boxes,
+    normalize_frames,
+    show_ids,
+    world_dict,
+)
 from alkit.errors import ConfigError, DataError, IntegrityError
-from alkit.sim.frame import META_FIELDS, Frame
+from alkit.sim.frame import Frame
 from alkit.taxonomy import CLASSES
-
-FORMAT = 1
-FRAME_COLUMNS: tuple[str, ...] = ("frame_id", "image_uri", "height", "width")
-BOX_COLUMNS: tuple[str, ...] = ("frame_id", "category", "x", "y", "w", "h")
-BOX_DECIMALS = 4
-_INT_META = ("session_id", "frame_index")
-_FILES = ("frames.parquet", "boxes.parquet", "version.json")
 
 
 def sim_uri(frame_id: int) -> str:
@@ -52,31 +54,6 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _show(ids: Any, limit: int = 5) -> str:
-    ids = [int(i) if isinstance(i, int | np.integer) else i for i in list(ids)]
-    more = f" (and {len(ids) - limit} more)" if len(ids) > limit else ""
-    return ", ".join(str(i) for i in ids[:limit]) + more
-
-
-def world_dict(world: Any) -> dict | None:
-    """A world's config as a plain JSON dict: from a dict, a config (``.to_dict()``), a world
-    (``.config.to_dict()``), or ``None``."""
-    if world is None:
-        return None
-    if isinstance(world, dict):
-        d = world
-    elif hasattr(world, "to_dict"):
-        d = world.to_dict()
-    elif hasattr(getattr(world, "config", None), "to_dict"):
-        d = world.config.to_dict()
-    else:
-        raise ConfigError(f"cannot read a world config from {type(world).__name__}")
-    try:
-        return json.loads(json.dumps(d, sort_keys=True, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"world config is not plain JSON: {err}") from None
-
-
 def _meta_dict(frame: Any) -> dict:
     """A frame's metadata as a dict (``FrameMeta`` or a record's dict), table columns dropped."""
     meta = getattr(frame, "meta", None)
@@ -84,200 +61,6 @@ def _meta_dict(frame: Any) -> dict:
         return {}
     meta = meta.as_dict() if hasattr(meta, "as_dict") else dict(meta)
     return {str(k): v for k, v in meta.items() if k not in FRAME_COLUMNS}
-
-
-def _canonical_json(obj: Any) -> str:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# normalization and validation
-
-
-def _integers(df: pd.DataFrame, column: str, where: str) -> pd.Series:
-    s = df[column]
-    if s.isna().any():
-        raise DataError(
-            f"{where}: field {column!r} has nulls (rows {_show(np.flatnonzero(s.isna()))})"
-        )
-    if len(s) and not is_integer_dtype(s):
-        raise DataError(f"{where}: field {column!r} must be integers, got dtype {s.dtype}")
-    return s.astype("int64")
-
-
-def _normalize_frames(df: pd.DataFrame, where: str = "frames") -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"{where}: expected a DataFrame, got {type(df).__name__}")
-    missing = [c for c in FRAME_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {missing}")
-    out = df.reset_index(drop=True).copy()
-    for column in ("frame_id", "height", "width"):
-        out[column] = _integers(out, column, where)
-    dup = out["frame_id"][out["frame_id"].duplicated()].unique()
-    if len(dup):
-        raise DataError(f"{where}: duplicate frame id(s) {_show(sorted(dup))} (field 'frame_id')")
-    small = out["frame_id"][(out["height"] <= 0) | (out["width"] <= 0)]
-    if len(small):
-        raise DataError(f"{where}: frame id(s) {_show(small)}: fields 'height'/'width' must be > 0")
-    uri = out["image_uri"]
-    not_str = ~uri.map(lambda v: isinstance(v, str) and bool(v)).astype(bool)
-    if not_str.any():
-        raise DataError(
-            f"{where}: frame id(s) {_show(out['frame_id'][not_str])}: "
-            "field 'image_uri' must be a non-empty string"
-        )
-    uri = uri.astype(object)
-    is_sim = uri.map(lambda v: v.startswith(SIM_PREFIX)).astype(bool)
-    bad_sim = is_sim & (uri != (SIM_PREFIX + out["frame_id"].astype(str)).astype(object))
-    if bad_sim.any():
-        raise DataError(
-            f"{where}: frame id(s) {_show(out['frame_id'][bad_sim])}: field 'image_uri' "
-            f"must be 'sim:<frame_id>' for a generated frame"
-        )
-    out["image_uri"] = uri
-    for column in _INT_META:
-        if column in out.columns:
-            try:
-                out[column] = out[column].astype("Int64")
-            except (TypeError, ValueError):
-                raise DataError(f"{where}: field {column!r} must be integers") from None
-    extra = [c for c in out.columns if c not in FRAME_COLUMNS]
-    out = out.drop(columns=[c for c in extra if out[c].isna().all()])
-    meta = [c for c in META_FIELDS if c in out.columns]
-    others = sorted(c for c in out.columns if c not in FRAME_COLUMNS and c not in META_FIELDS)
-    out = out[[*FRAME_COLUMNS, *meta, *others]]
-    return out.sort_values("frame_id", kind="stable").reset_index(drop=True)
-
-
-def _normalize_boxes(
-    df: pd.DataFrame, classes: Sequence[str], where: str = "boxes"
-) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"{where}: expected a DataFrame, got {type(df).__name__}")
-    missing = [c for c in BOX_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {missing}")
-    extra = [c for c in df.columns if c not in BOX_COLUMNS]
-    if extra:
-        raise DataError(f"{where}: unexpected column(s) {extra}; boxes have {list(BOX_COLUMNS)}")
-    out = df.reset_index(drop=True)[list(BOX_COLUMNS)].copy()
-    out["frame_id"] = _integers(out, "frame_id", where)
-    category = out["category"].astype(object)
-    unknown = ~category.isin(list(classes))
-    if unknown.any():
-        values = sorted({str(v) for v in category[unknown]})
-        raise DataError(
-            f"{where}: frame id(s) {_show(out['frame_id'][unknown].unique())}: field 'category' "
-            f"has unknown class name(s) {values}; known classes: {', '.join(classes)}"
-        )
-    out["category"] = category
-    for column in ("x", "y", "w", "h"):
-        s = out[column]
-        if len(s) and (not is_numeric_dtype(s) or is_bool_dtype(s)):
-            raise DataError(f"{where}: field {column!r} must be numbers, got dtype {s.dtype}")
-        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            raise DataError(
-                f"{where}: frame id(s) {_show(out['frame_id'][bad].unique())}: "
-                f"field {column!r} is NaN or infinite"
-            )
-        out[column] = np.round(values, BOX_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
-    for column in ("w", "h"):
-        bad = out[column] <= 0
-        if bad.any():
-            raise DataError(
-                f"{where}: frame id(s) {_show(out['frame_id'][bad].unique())}: field {column!r} "
-                "must be > 0 (zero-area box)"
-            )
-    return out.sort_values(list(BOX_COLUMNS), kind="stable").reset_index(drop=True)
-
-
-def _check_boxes_in_frames(frames: pd.DataFrame, boxes: pd.DataFrame, where: str = "boxes") -> None:
-    sizes = frames.set_index("frame_id")[["height", "width"]]
-    orphan = ~boxes["frame_id"].isin(sizes.index)
-    if orphan.any():
-        raise DataError(
-            f"{where}: frame id(s) {_show(boxes['frame_id'][orphan].unique())} have boxes "
-            "but are not in frames"
-        )
-    height = sizes["height"].reindex(boxes["frame_id"]).to_numpy()
-    width = sizes["width"].reindex(boxes["frame_id"]).to_numpy()
-    x, y, w, h = (boxes[c].to_numpy() for c in ("x", "y", "w", "h"))
-    tol = BOX_TOLERANCE
-    checks = {
-        "x": x < -tol,
-        "y": y < -tol,
-        "x+w": x + w > width + tol,
-        "y+h": y + h > height + tol,
-    }
-    for name, bad in checks.items():
-        if bad.any():
-            raise DataError(
-                f"{where}: frame id(s) {_show(boxes['frame_id'][bad].unique())}: box field "
-                f"{name!r} lies outside the image (tolerance {tol} px)"
-            )
-
-
-# ---------------------------------------------------------------------------------------------
-# hashing
-
-
-def _canonical_values(s: pd.Series) -> list:
-    def missing(v: Any) -> bool:
-        return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-
-    if is_bool_dtype(s):
-        return [None if missing(v) else bool(v) for v in s.tolist()]
-    if is_integer_dtype(s):
-        return [None if missing(v) else int(v) for v in s.tolist()]
-    if is_float_dtype(s):
-        return [
-            None if missing(v) else (float(v) if math.isfinite(v) else repr(v)) for v in s.tolist()
-        ]
-    plain = (str, bool, int, float)
-    out = []
-    for v in s.tolist():
-        if missing(v):
-            out.append(None)
-        elif isinstance(v, np.generic):
-            out.append(v.item())
-        else:
-            out.append(v if isinstance(v, plain) else str(v))
-    return out
-
-
-def _frames_digest(frames: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    digest.update((_canonical_json(list(frames.columns)) + "\n").encode())
-    columns = [_canonical_values(frames[c]) for c in frames.columns]
-    for row in zip(*columns, strict=True):
-        digest.update((_canonical_json(list(row)) + "\n").encode())
-    return digest.hexdigest()
-
-
-def _boxes_digest(boxes: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    fmt = f"{{:.{BOX_DECIMALS}f}}"
-    columns = [boxes[c].tolist() for c in BOX_COLUMNS]
-    for fid, cat, x, y, w, h in zip(*columns, strict=True):
-        row = [int(fid), str(cat), *(fmt.format(v + 0.0) for v in (x, y, w, h))]
-        digest.update((_canonical_json(row) + "\n").encode())
-    return digest.hexdigest()
-
-
-def _version_hash(frames_digest: str, boxes_digest: str, classes: Sequence[str], world: Any) -> str:
-    payload = {
-        "format": FORMAT,
-        "frames": frames_digest,
-        "boxes": boxes_digest,
-        "classes": list(classes),
-        "world": world,
-    }
-    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,18 +90,18 @@ class DatasetVersion:
     def __post_init__(self) -> None:
         classes = tuple(str(c) for c in self.classes)
         world = world_dict(self.world)
-        frames = _normalize_frames(self.frames)
-        boxes = _normalize_boxes(self.boxes, classes)
-        _check_boxes_in_frames(frames, boxes)
+        frames = normalize_frames(self.frames)
+        boxes = normalize_boxes(self.boxes, classes)
+        check_boxes_in_frames(frames, boxes)
         sim = frames["frame_id"][
             frames["image_uri"].map(lambda v: v.startswith(SIM_PREFIX)).astype(bool)
         ]
         if world is None and len(sim):
             raise DataError(
-                f"frames: frame id(s) {_show(sim)} have image_uri 'sim:<id>' but the version has "
-                "no world config; pass world= (the World or its config)"
+                f"frames: frame id(s) {show_ids(sim)} have image_uri 'sim:<id>' but the version "
+                "has no world config; pass world= (the World or its config)"
             )
-        digests = (_frames_digest(frames), _boxes_digest(boxes))
+        digests = (frames_digest(frames), boxes_digest(boxes))
         values = {
             "classes": classes,
             "world": world,
@@ -327,7 +110,7 @@ class DatasetVersion:
             "info": dict(self.info or {}),
             "parent": None if self.parent is None else str(self.parent),
             "_digests": digests,
-            "_hash": _version_hash(*digests, classes, world),
+            "_hash": content_hash(*digests, classes, world),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -463,7 +246,7 @@ class DatasetVersion:
         recorded ``info`` stays the first one). Files are written atomically, ``version.json``
         last, so a folder without ``version.json`` is an interrupted save and is completed.
         """
-        if (_frames_digest(self.frames), _boxes_digest(self.boxes)) != self._digests:
+        if (frames_digest(self.frames), boxes_digest(self.boxes)) != self._digests:
             raise IntegrityError(
                 f"version {self.hash[:12]}: frames/boxes were modified in place after "
                 "construction; build a new DatasetVersion instead"
@@ -507,7 +290,7 @@ def version_info(root: str, version_hash: str) -> dict:
             raise IntegrityError(
                 f"version {version_hash} is incomplete: {url} is missing (an interrupted save?)"
             )
-        known = _show(list_versions(root), 10) or "none"
+        known = show_ids(list_versions(root), 10) or "none"
         raise DataError(f"no version {version_hash!r} under {root}; known versions: {known}")
     try:
         record = storage.read_json(url)
@@ -538,8 +321,8 @@ def load_version(root: str, version_hash: str) -> DatasetVersion:
         raise IntegrityError(f"{url}: missing field {err}") from None
     tables = {}
     for name, normalize, digest_of in (
-        ("frames.parquet", _normalize_frames, _frames_digest),
-        ("boxes.parquet", lambda df, where: _normalize_boxes(df, classes, where), _boxes_digest),
+        ("frames.parquet", normalize_frames, frames_digest),
+        ("boxes.parquet", lambda df, where: normalize_boxes(df, classes, where), boxes_digest),
     ):
         file_url = storage.join(folder, name)
         try:
@@ -556,7 +339,7 @@ def load_version(root: str, version_hash: str) -> DatasetVersion:
             )
         tables[name] = table
     if (
-        _version_hash(digests["frames.parquet"], digests["boxes.parquet"], classes, world)
+        content_hash(digests["frames.parquet"], digests["boxes.parquet"], classes, world)
         != version_hash
     ):
         raise IntegrityError(f"{url}: classes, world or digests were edited (hash mismatch)")
@@ -620,7 +403,7 @@ def append(
         conflicts = _conflicting_frames(parent, new, overlap)
         if conflicts:
             raise DataError(
-                f"append: frame id(s) {_show(conflicts, 10)} are already in version "
+                f"append: frame id(s) {show_ids(conflicts, 10)} are already in version "
                 f"{parent.hash[:12]} with different labels (field 'boxes' or 'image_uri'); "
                 "relabelled frames need a version built from scratch"
             )
