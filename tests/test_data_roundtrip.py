@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import pickle
 import uuid
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pytest
 import torch
+from fakeworld import FakeWorld, H, W
 from torch.utils.data import DataLoader
 
 from alkit.data import storage
@@ -17,50 +17,7 @@ from alkit.data.coco import encode_png, load_coco, read_image
 from alkit.data.datasets import CocoFrames, VirtualFrames, collate_frames
 from alkit.data.materialize import materialize
 from alkit.errors import DataError
-from alkit.sim.frame import Frame, FrameMeta
-
-H, W = 48, 80
-
-
-@dataclass(frozen=True)
-class FakeConfig:
-    seed: int = 0
-    image_height: int = H
-    image_width: int = W
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class FakeWorld:
-    """Random rectangles on noise, seeded by frame id; boxes at sub-pixel positions."""
-
-    def __init__(self, seed: int = 0):
-        self.config = FakeConfig(seed)
-
-    def frame(self, frame_id: int) -> Frame:
-        rng = np.random.default_rng([self.config.seed, frame_id])
-        image = rng.integers(0, 60, size=(H, W, 3), dtype=np.uint8)
-        n = int(rng.integers(0, 4))
-        x = rng.uniform(0, W - 10, n)
-        y = rng.uniform(0, H - 10, n)
-        w = rng.uniform(2, W - x)
-        h = rng.uniform(2, H - y)
-        boxes = np.stack([x, y, w, h], axis=1).astype(np.float32).reshape(-1, 4)
-        for bx, by, bw, bh in boxes:
-            image[int(by) : int(by + bh), int(bx) : int(bx + bw)] = rng.integers(0, 256, 3)
-        meta = FrameMeta(
-            session_id=frame_id // 10,
-            frame_index=frame_id % 10,
-            time_of_day=("day", "dusk", "night")[frame_id % 3],
-            weather="clear",
-            route="urban",
-            geo_cell="00-00",
-            segment="pool",
-        )
-        labels = rng.integers(0, 5, n).astype(np.int64)
-        return Frame(frame_id, image, boxes, labels, meta, tuple(("tag",) for _ in range(n)))
-
+from alkit.sim.frame import Frame
 
 IDS = [7, 3, 12, 40, 41, 5]
 

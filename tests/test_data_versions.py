@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fakeworld import FakeWorld, H, W
 
 from alkit.data import storage
 from alkit.data.datasets import CocoFrames, VirtualFrames
@@ -22,43 +22,9 @@ from alkit.data.versions import (
     version_url,
 )
 from alkit.errors import ConfigError, DataError, IntegrityError
-from alkit.sim.frame import Frame, FrameMeta
+from alkit.sim.frame import Frame
 
-H, W = 48, 80
-
-
-@dataclass(frozen=True)
-class FakeConfig:
-    seed: int = 0
-    image_height: int = H
-    image_width: int = W
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class FakeWorld:
-    """Random rectangles on noise, seeded by frame id; boxes at sub-pixel positions."""
-
-    def __init__(self, seed: int = 0):
-        self.config = FakeConfig(seed)
-
-    def frame(self, frame_id: int) -> Frame:
-        rng = np.random.default_rng([self.config.seed, frame_id])
-        image = rng.integers(0, 60, size=(H, W, 3), dtype=np.uint8)
-        n = int(rng.integers(1, 4))
-        x = rng.uniform(0, W - 10, n)
-        y = rng.uniform(0, H - 10, n)
-        w = rng.uniform(2, W - x)
-        h = rng.uniform(2, H - y)
-        boxes = np.stack([x, y, w, h], axis=1).astype(np.float32)
-        for bx, by, bw, bh in boxes:
-            image[int(by) : int(by + bh), int(bx) : int(bx + bw)] = rng.integers(0, 256, 3)
-        meta = FrameMeta(frame_id // 10, frame_id % 10, "night", "clear", "urban", "00-00", "pool")
-        return Frame(frame_id, image, boxes, rng.integers(0, 5, n).astype(np.int64), meta)
-
-
-WORLD = FakeWorld()
+WORLD = FakeWorld(min_boxes=1, time_of_day="night")
 
 
 def frames(ids) -> list[Frame]:
@@ -287,7 +253,7 @@ def test_sim_version_dataset_matches_virtual_frames():
     with pytest.raises(ConfigError, match="pass its world"):
         to_frames_dataset(version, None)
     with pytest.raises(ConfigError, match="different world config"):
-        to_frames_dataset(version, FakeWorld(seed=3))
+        to_frames_dataset(version, FakeWorld(seed=3, min_boxes=1, time_of_day="night"))
 
 
 def test_version_labels_win_over_world_ground_truth():

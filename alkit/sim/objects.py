@@ -212,16 +212,23 @@ def draw_bicycle(cam, plan: SessionPlan, k, x, z, t, night) -> tuple[Sprite, Par
     return s, parts
 
 
-def draw_traffic_light(cam, plan: SessionPlan, k, x, z, t, night) -> tuple[Sprite, Parts]:
-    lift = plan.lift[k]
-    box = _screen_box(cam, x, z, lift, plan.width[k], plan.height[k])
-    x0, y0, x1, y1 = box
-    bw, bh = x1 - x0, y1 - y0
+def _on_pole(cam, plan: SessionPlan, k, x, z, pole_width: float, pole_grey: float):
+    """A sprite for an object mounted ``lift`` metres up a pole; the pole is unlabelled."""
+    x0, y0, x1, y1 = _screen_box(cam, x, z, plan.lift[k], plan.width[k], plan.height[k])
     ground = cam.project(x, z, 0.0, 0.1, 0.1)[3]
     s = Sprite(x0 - 1, y0 - 1, x1 + 1, ground + 1, cam.height, cam.width)
+    if not s.empty:
+        half = pole_width * (x1 - x0) / 2
+        mid = (x0 + x1) / 2
+        s.rect(mid - half, y1, mid + half, ground, np.full(3, pole_grey, np.float32), part=-1)
+    return s, (x0, y0, x1, y1)
+
+
+def draw_traffic_light(cam, plan: SessionPlan, k, x, z, t, night) -> tuple[Sprite, Parts]:
+    s, (x0, y0, x1, y1) = _on_pole(cam, plan, k, x, z, 0.2, 0.2)
     if s.empty:
         return s, {}
-    s.rect(x0 + 0.4 * bw, y1, x0 + 0.6 * bw, ground, np.full(3, 0.2, np.float32), part=-1)
+    bw, bh = x1 - x0, y1 - y0
     s.rect(x0, y0, x1, y1, plan.color[k])
     state = int(plan.style[k, 0])
     colors = ([2.2, 0.15, 0.1], [2.2, 1.5, 0.1], [0.2, 2.2, 0.9])
@@ -236,15 +243,10 @@ def draw_traffic_light(cam, plan: SessionPlan, k, x, z, t, night) -> tuple[Sprit
 
 
 def draw_road_sign(cam, plan: SessionPlan, k, x, z, t, night) -> tuple[Sprite, Parts]:
-    lift = plan.lift[k]
-    box = _screen_box(cam, x, z, lift, plan.width[k], plan.height[k])
-    x0, y0, x1, y1 = box
-    bw, bh = x1 - x0, y1 - y0
-    ground = cam.project(x, z, 0.0, 0.1, 0.1)[3]
-    s = Sprite(x0 - 1, y0 - 1, x1 + 1, ground + 1, cam.height, cam.width)
+    s, (x0, y0, x1, y1) = _on_pole(cam, plan, k, x, z, 0.1, 0.4)
     if s.empty:
         return s, {}
-    s.rect(x0 + 0.45 * bw, y1, x0 + 0.55 * bw, ground, np.full(3, 0.4, np.float32), part=-1)
+    bw, bh = x1 - x0, y1 - y0
     shape = int(plan.style[k, 0])
     red, white = np.array([0.8, 0.08, 0.08], np.float32), np.full(3, 0.9, np.float32)
     blue, green = np.array([0.1, 0.25, 0.8], np.float32), np.array([0.05, 0.45, 0.2], np.float32)
