@@ -82,8 +82,8 @@ def lamp_pool(x: np.ndarray, z: np.ndarray, lamps_xz: np.ndarray, strength: floa
         return out
     two_s2 = 2 * LAMP_POOL_SIGMA_M**2
     for lx, lz in lamps_xz:
-        out += strength * np.exp(-((x - lx) ** 2 + (z - lz) ** 2) / two_s2)
-    return out
+        out += np.exp(-((x - lx) ** 2 + (z - lz) ** 2) / two_s2)
+    return strength * out
 
 
 @dataclass(frozen=True)

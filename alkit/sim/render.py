@@ -62,10 +62,14 @@ def session_scene(cam: Camera, grid, plan: SessionPlan, layout: RoadLayout) -> S
     return SessionScene(plan, layout, ground, x, z, light, np.where(ground, z, 0.0))
 
 
-def _object_light(x: float, z: float, lamps: np.ndarray, lv: dict, ambient: float) -> float:
-    xa, za = np.array([x]), np.array([z])
-    lamp = lamp_pool(xa, za, lamps, lv["lamp"] * 1.2)[0] if len(lamps) else 0.0
-    return ambient + 0.5 * float(headlight(xa, za, lv["headlight"])[0]) + float(lamp)
+def _object_light(xs: np.ndarray, zs: np.ndarray, kinds: np.ndarray, lamps, lv, ambient):
+    """Light falling on each object ``(K,)``: ambient, half the low beam, street lamps.
+
+    Road signs are retro-reflective: they shine back the headlights.
+    """
+    beam = headlight(xs, zs, lv["headlight"])  # (K,)
+    light = ambient + 0.5 * beam + lamp_pool(xs, zs, lamps, lv["lamp"] * 1.2)
+    return light + np.where(kinds == ROAD_SIGN, 2.5 * headlight(xs, zs, 1.0), 0.0)
 
 
 def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -> RenderedFrame:
@@ -87,7 +91,9 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
     lamps = np.stack([xs[lamp_sel], zs[lamp_sel]], axis=1)  # (L, 2)
     light = scene.base_light.copy()  # (H, W)
     if len(lamps) and lv["lamp"] > 0:
-        rows = scene.ground[:, 0]
+        reach = 3.0 * LAMP_POOL_SIGMA_M  # rows whose road distance is near some lamp
+        row_z = scene.z_road[:, 0]
+        rows = scene.ground[:, 0] & (np.abs(row_z[:, None] - lamps[None, :, 1]) < reach).any(1)
         light[rows] += lamp_pool(scene.x[rows], scene.z[rows], lamps, lv["lamp"])
     radiance = albedo * light[..., None]  # (H, W, 3)
     depth = scene.z.copy()  # (H, W)
@@ -98,15 +104,13 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
     visible &= np.abs(xs) - plan.width < zs * half_fov + 2.0
     visible &= cam.focal * np.maximum(plan.height, plan.width) / np.maximum(zs, 1.0) >= 1.5 * H / 96
     order = np.flatnonzero(visible)[np.argsort(-zs[visible], kind="stable")]  # far to near
+    obj_lights = _object_light(xs[order], zs[order], plan.kind[order], lamps, lv, ambient)
     parts: list[dict] = []
     lights: list[tuple] = []
-    for k in order:
+    for k, obj_light in zip(order, obj_lights, strict=True):
         sprite, labelled = DRAWERS[int(plan.kind[k])](cam, plan, k, xs[k], zs[k], t, night)
         if sprite.empty:
             continue
-        obj_light = _object_light(xs[k], zs[k], lamps, lv, ambient)
-        if plan.kind[k] == ROAD_SIGN:  # retro-reflective: lights up in headlights
-            obj_light += 2.5 * float(headlight(np.array([xs[k]]), np.array([zs[k]]), 1.0)[0])
         rad = sprite.albedo * obj_light + sprite.emit  # (h, w, 3)
         sl = np.s_[sprite.iy0 : sprite.iy1, sprite.ix0 : sprite.ix1]
         win, painted = radiance[sl], sprite.part > -2  # (h, w, 3), (h, w)
