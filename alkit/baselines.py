@@ -1,0 +1,112 @@
+"""Selections to compare active learning against, at the same labelling budget.
+
+* ``random_selection``: frames drawn uniformly from the pool;
+* ``metadata_selection``: filter by tags (e.g. night, urban), then draw at random;
+* ``manual_curation``: the seed's curators, simulated: metadata and geo filters, then
+  contiguous subsequences of drives in which the target classes are visible, until the
+  budget is filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from alkit.errors import ConfigError, DataError
+
+
+def filter_manifest(manifest: pd.DataFrame, filters: Mapping[str, Sequence] | None) -> pd.DataFrame:
+    """Rows whose columns take one of the listed values, e.g. ``{"time_of_day": ["night"]}``."""
+    out = manifest
+    for column, values in (filters or {}).items():
+        if column not in out.columns:
+            raise ConfigError(f"filter on unknown column {column!r}; columns: {list(out.columns)}")
+        allowed = [values] if isinstance(values, str | int) else list(values)
+        out = out[out[column].isin(allowed)]
+    return out
+
+
+def _check_budget(pool: pd.DataFrame, k: int, what: str) -> None:
+    if len(pool) == 0:
+        raise DataError(f"{what}: the pool is empty (after filters)")
+    if k < 1:
+        raise ConfigError(f"{what}: budget k must be >= 1, got {k}")
+    if k > len(pool):
+        raise ConfigError(f"{what}: budget k={k} is larger than the pool ({len(pool)} frames)")
+
+
+def random_selection(manifest: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """``k`` frames uniformly without replacement; the same seed gives the same frames."""
+    _check_budget(manifest, k, "random selection")
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(manifest), size=k, replace=False)
+    return manifest.iloc[np.sort(rows)].reset_index(drop=True)
+
+
+def metadata_selection(
+    manifest: pd.DataFrame, k: int, seed: int, filters: Mapping[str, Sequence]
+) -> pd.DataFrame:
+    """Filter by metadata tags, then ``random_selection`` from what is left."""
+    return random_selection(filter_manifest(manifest, filters), k, seed)
+
+
+def manual_curation(
+    manifest: pd.DataFrame,
+    visible: Callable[[Sequence[int]], pd.DataFrame],
+    classes: Sequence[str],
+    k: int,
+    seed: int,
+    filters: Mapping[str, Sequence] | None = None,
+    subsequence_length: int = 20,
+    min_visible: int = 1,
+    stretches_per_session: int = 2,
+) -> pd.DataFrame:
+    """Simulate a curator: filter, then take stretches of drives where targets are seen.
+
+    The curator visits the drives that pass ``filters`` (metadata and geo cells) in a random
+    order (``seed``), watches each one (``visible(frame_ids)`` returns a table with
+    ``frame_id`` and one count column per class) and keeps contiguous stretches of up to
+    ``subsequence_length`` frames in which at least ``min_visible`` objects of ``classes``
+    are visible, at most ``stretches_per_session`` of them per drive, until ``k`` frames are
+    picked.
+
+    Returns the picked rows of ``manifest`` in pick order, with ``subsequence`` numbering
+    the stretches.
+    """
+    pool = filter_manifest(manifest, filters)
+    _check_budget(pool, k, "manual curation")
+    for column in ("session_id", "frame_index"):
+        if column not in pool.columns:
+            raise ConfigError(f"manual curation needs a {column!r} column in the manifest")
+    rng = np.random.default_rng(seed)
+    sessions = pool.session_id.unique()
+    picked: list[pd.DataFrame] = []
+    taken, stretch = 0, 0
+    for session in rng.permutation(sessions):
+        drive = pool[pool.session_id == session].sort_values("frame_index")
+        counts = visible(drive.frame_id.tolist()).set_index("frame_id")
+        missing = [c for c in classes if c not in counts.columns]
+        if missing:
+            raise ConfigError(f"visibility table has no column for {missing}")
+        seen = counts.loc[drive.frame_id, list(classes)].sum(axis=1).to_numpy() >= min_visible
+        index = drive.frame_index.to_numpy()
+        start, in_session = None, 0
+        for i in range(len(drive) + 1):
+            if in_session == stretches_per_session:
+                break
+            inside = i < len(drive) and seen[i] and (start is None or index[i] == index[i - 1] + 1)
+            if inside and start is None:
+                start = i
+            length = 0 if start is None else i - start
+            if start is not None and (not inside or length == subsequence_length):
+                take = drive.iloc[start : start + min(length, k - taken)]
+                picked.append(take.assign(subsequence=stretch))
+                taken, stretch, in_session = taken + len(take), stretch + 1, in_session + 1
+                start = i if inside else None
+                if taken >= k:
+                    return pd.concat(picked, ignore_index=True)
+    got = pd.concat(picked, ignore_index=True) if picked else pool.iloc[:0]
+    got.attrs["short_by"] = k - taken
+    return got
