@@ -51,6 +51,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    """Print a version's lineage back to the initial set, one block per version."""
+    import json
+
+    from alkit.errors import AlkitError
+    from alkit.lineage import format_lineage, lineage
+
+    try:
+        chain = lineage(args.root, args.version, verify=args.verify)
+    except AlkitError as err:
+        print(f"alkit lineage: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(chain, indent=1, default=str) if args.json else format_lineage(chain))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--run-dir", default="runs/demo")
     demo.add_argument("--sample", type=int, default=600, help="pool frames to render for stats")
     demo.set_defaults(func=_demo)
+    trace = sub.add_parser(
+        "lineage", help="print a dataset version's chain back to the initial set"
+    )
+    trace.add_argument("version", help="version hash (or a unique prefix of >= 4 characters)")
+    trace.add_argument("--root", required=True, help="the versions store (path or fsspec URL)")
+    trace.add_argument("--verify", action="store_true", help="reload every version, check hashes")
+    trace.add_argument("--json", action="store_true", help="print the chain as JSON")
+    trace.set_defaults(func=_lineage)
     args = parser.parse_args(argv)
     return args.func(args)
 

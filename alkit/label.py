@@ -1,0 +1,477 @@
+"""ANNOTATE: the labelling interface, the simulated oracle and its cost model.
+
+Every labeller follows one protocol, :class:`Labeler`: ``label(frame_ids) -> LabelledBatch``.
+
+- :class:`OracleLabeler` reveals the world's ground truth and charges :class:`CostModel`.
+- ``alkit.labelstudio.ToolLabeler`` exports the frames for a real labelling tool (Label Studio
+  tasks, COCO) as an :class:`ExportedBatch` and imports the finished labels, which
+  :func:`labels_from_import` validates against what was exported.
+
+A :class:`LabelledBatch` holds, per frame, the boxes ``(N, 4)`` float32 xywh px, the labels
+``(N,)`` int64 class indices and the labelling time in seconds; ``batch.to_version()`` makes
+it a :class:`~alkit.data.versions.DatasetVersion` that ``alkit.lineage.append_batch`` appends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from alkit.data.coco import BOX_TOLERANCE
+from alkit.data.datasets import FrameSource
+from alkit.data.version_tables import show_ids, world_dict
+from alkit.data.versions import DatasetVersion, sim_uri
+from alkit.errors import ConfigError, DataError
+from alkit.taxonomy import CLASSES
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Labelling time of one frame: ``seconds_per_frame + seconds_per_box * boxes``.
+
+    The defaults are assumptions, to be replaced by measured times (Label Studio records each
+    annotation's ``lead_time``, which ``alkit.labelstudio`` imports):
+
+    - ``seconds_per_box = 7``: drawing one box by extreme clicking takes about 7 s
+      (Papadopoulos et al., "Extreme clicking for efficient object annotation", ICCV 2017;
+      they report about 35 s for the classic draw-and-verify protocol of Su et al. 2012);
+    - ``seconds_per_frame = 30``: an assumption for opening a driving frame, searching it for
+      every object of the five classes (small, dark and occluded ones included), reviewing and
+      submitting; it is not taken from a publication.
+    """
+
+    seconds_per_frame: float = 30.0
+    seconds_per_box: float = 7.0
+
+    def __post_init__(self) -> None:
+        for name in ("seconds_per_frame", "seconds_per_box"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"CostModel: {name} must be a finite number >= 0, got {value!r}")
+
+    def seconds(self, num_boxes: int) -> float:
+        """Modelled seconds to label a frame with ``num_boxes`` boxes."""
+        return float(self.seconds_per_frame + self.seconds_per_box * int(num_boxes))
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledFrame:
+    """The labels of one frame, as a labeller returned them.
+
+    Attributes:
+        frame_id: the frame's id.
+        height, width: image size in px.
+        boxes: ``(N, 4)`` float32 ``[x, y, w, h]`` in px.
+        labels: ``(N,)`` int64 indices into the batch's ``classes``.
+        image_uri: ``sim:<frame_id>`` for a generated frame, else the image's URL.
+        meta: the frame's metadata (``session_id``, ``time_of_day``, ...), may be empty.
+        seconds: labelling time of this frame (s).
+        measured: ``seconds`` was measured by the tool, not modelled by the ``CostModel``.
+    """
+
+    frame_id: int
+    height: int
+    width: int
+    boxes: np.ndarray
+    labels: np.ndarray
+    image_uri: str
+    meta: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    measured: bool = False
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)  # (N, 4)
+        labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)  # (N,)
+        if len(boxes) != len(labels):
+            raise DataError(
+                f"frame {self.frame_id}: {len(boxes)} boxes but {len(labels)} labels "
+                "(field 'labels')"
+            )
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "frame_id", int(self.frame_id))
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledBatch:
+    """Labels of a batch of frames and what they cost.
+
+    Attributes:
+        frames: one :class:`LabelledFrame` per frame, in the order they were asked for.
+        source: who labelled them: ``"oracle"``, ``"labelstudio:<file>"``, ``"coco:<file>"``.
+        world: config of the world that generated ``sim:`` frames (``None`` when none are).
+        classes: the class names ``labels`` index into.
+        cost: the cost model used for frames without a measured time.
+    """
+
+    frames: tuple[LabelledFrame, ...]
+    source: str
+    world: dict | None = None
+    classes: tuple[str, ...] = CLASSES
+    cost: CostModel = field(default_factory=CostModel)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frames", tuple(self.frames))
+        object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "world", world_dict(self.world))
+        dup = sorted(i for i, n in Counter(self.frame_ids).items() if n > 1)
+        if dup:
+            raise DataError(f"labelled batch: duplicate frame id(s) {show_ids(dup)}")
+        for f in self.frames:
+            if len(f.labels) and (f.labels.min() < 0 or f.labels.max() >= len(self.classes)):
+                raise DataError(
+                    f"frame {f.frame_id}: field 'labels' outside 0..{len(self.classes) - 1}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelledBatch(source={self.source!r}, frames={len(self)}, "
+            f"boxes={self.num_boxes}, hours={self.total_seconds / 3600:.2f})"
+        )
+
+    @property
+    def frame_ids(self) -> list[int]:
+        """Frame ids, in labelling order."""
+        return [f.frame_id for f in self.frames]
+
+    @property
+    def num_boxes(self) -> int:
+        """Boxes in the batch."""
+        return sum(len(f.labels) for f in self.frames)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """``(F,)`` float64 labelling time per frame (s), in ``frame_ids`` order."""
+        return np.array([f.seconds for f in self.frames], dtype=np.float64)
+
+    @property
+    def total_seconds(self) -> float:
+        """Labelling time of the whole batch (s)."""
+        return float(self.seconds.sum())
+
+    def cost_table(self) -> pd.DataFrame:
+        """One row per frame: ``frame_id``, ``boxes``, ``seconds``, ``measured``."""
+        return pd.DataFrame(
+            {
+                "frame_id": pd.Series(self.frame_ids, dtype="int64"),
+                "boxes": pd.Series([len(f.labels) for f in self.frames], dtype="int64"),
+                "seconds": self.seconds,
+                "measured": pd.Series([f.measured for f in self.frames], dtype=bool),
+            }
+        )
+
+    def boxes_table(self) -> pd.DataFrame:
+        """One row per box: ``frame_id``, ``category`` (class name), ``x, y, w, h`` (px)."""
+        rows = [
+            (f.frame_id, self.classes[label], *map(float, box))
+            for f in self.frames
+            for box, label in zip(f.boxes.tolist(), f.labels.tolist(), strict=True)
+        ]
+        return pd.DataFrame(rows, columns=["frame_id", "category", "x", "y", "w", "h"])
+
+    def meta_table(self) -> pd.DataFrame:
+        """One row per frame: ``frame_id`` and the metadata fields the frames have."""
+        return pd.DataFrame([{"frame_id": f.frame_id, **f.meta} for f in self.frames])
+
+    def to_version(self, parent: str | None = None, info: dict | None = None) -> DatasetVersion:
+        """The batch as a :class:`DatasetVersion` (labels only, no pixels).
+
+        Raises ``DataError`` naming the frame and field for a box outside its image.
+        """
+        return DatasetVersion.from_frames(
+            self.frames,
+            world=self.world,
+            image_uris=[f.image_uri for f in self.frames],
+            parent=parent,
+            info={"labelled_by": self.source, **(info or {})},
+            classes=self.classes,
+        )
+
+
+@runtime_checkable
+class Labeler(Protocol):
+    """Anything that labels frames: ``label(frame_ids) -> LabelledBatch``."""
+
+    def label(self, frame_ids: Sequence[int]) -> LabelledBatch:
+        """Labels of ``frame_ids`` (``(F,)`` distinct ids), in that order, with their cost."""
+        ...
+
+
+def check_frame_ids(frame_ids: Sequence[int], what: str) -> list[int]:
+    """``frame_ids`` as ints; ``DataError`` for an empty list or duplicates."""
+    ids = [int(i) for i in frame_ids]
+    if not ids:
+        raise DataError(f"{what}: no frame ids given; nothing to label")
+    dup = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if dup:
+        raise DataError(f"{what}: duplicate frame id(s) {show_ids(dup)} (field 'frame_ids')")
+    return ids
+
+
+def frame_meta(frame: Any) -> dict:
+    """A frame's metadata as a plain dict (``{}`` when it has none)."""
+    meta = getattr(frame, "meta", None)
+    if meta is None:
+        return {}
+    meta = meta.as_dict() if hasattr(meta, "as_dict") else dict(meta)
+    return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
+
+
+class OracleLabeler:
+    """A simulated annotator: reveals the world's ground truth, charged by ``cost``.
+
+    Args:
+        world: the world the frames come from (``frame(id)`` and a ``config``).
+        cost: the cost model; every frame costs ``cost.seconds(number of boxes)``.
+        classes: class names the world's labels index into.
+    """
+
+    def __init__(
+        self, world: FrameSource, cost: CostModel | None = None, classes: Sequence[str] = CLASSES
+    ) -> None:
+        self.world = world
+        self.world_config = world_dict(world)
+        if self.world_config is None:
+            raise ConfigError("OracleLabeler: the world has no config (world.config.to_dict())")
+        self.cost = cost or CostModel()
+        self.classes = tuple(classes)
+
+    def __repr__(self) -> str:
+        return f"OracleLabeler(cost={self.cost})"
+
+    def label(self, frame_ids: Sequence[int]) -> LabelledBatch:
+        """Ground truth of ``frame_ids`` (in that order), each frame charged by the cost model."""
+        labelled = []
+        for fid in check_frame_ids(frame_ids, "OracleLabeler.label"):
+            frame = self.world.frame(fid)
+            if int(frame.frame_id) != fid:
+                raise DataError(
+                    f"OracleLabeler: asked the world for frame {fid}, got {frame.frame_id}"
+                )
+            labelled.append(
+                LabelledFrame(
+                    frame_id=fid,
+                    height=frame.height,
+                    width=frame.width,
+                    boxes=frame.boxes,
+                    labels=frame.labels,
+                    image_uri=sim_uri(fid),
+                    meta=frame_meta(frame),
+                    seconds=self.cost.seconds(len(frame.labels)),
+                )
+            )
+        return LabelledBatch(
+            tuple(labelled), "oracle", world=self.world_config, classes=self.classes, cost=self.cost
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# frames sent to a labelling tool, and the validation of what comes back
+
+
+@dataclass(frozen=True)
+class ExportedBatch:
+    """Frames exported for labelling (``export.json`` of an export folder).
+
+    Attributes:
+        url: the export folder.
+        frame_ids: ``(F,)`` in export order.
+        sizes: ``(F,)`` ``(height, width)`` px.
+        image_uris: ``(F,)`` what a version records: ``sim:<id>`` or the image's URL.
+        file_names: ``(F,)`` image files, relative to ``<url>/images``.
+        meta: ``(F,)`` frame metadata dicts.
+        world: config of the world that generated ``sim:`` frames, or ``None``.
+        classes: the class names the tool may use.
+        selection: hash of the selection manifest the frames came from, or ``None``.
+    """
+
+    url: str
+    frame_ids: tuple[int, ...]
+    sizes: tuple[tuple[int, int], ...]
+    image_uris: tuple[str, ...]
+    file_names: tuple[str, ...]
+    meta: tuple[dict, ...]
+    world: dict | None = None
+    classes: tuple[str, ...] = CLASSES
+    selection: str | None = None
+
+    def to_dict(self) -> dict:
+        """Plain JSON values."""
+        return {
+            "url": self.url,
+            "frame_ids": list(self.frame_ids),
+            "sizes": [list(s) for s in self.sizes],
+            "image_uris": list(self.image_uris),
+            "file_names": list(self.file_names),
+            "meta": list(self.meta),
+            "world": self.world,
+            "classes": list(self.classes),
+            "selection": self.selection,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict, url: str) -> ExportedBatch:
+        """Inverse of :meth:`to_dict`; ``DataError`` naming ``url`` for a malformed record."""
+        try:
+            n = len(values["frame_ids"])
+            out = cls(
+                url=url,
+                frame_ids=tuple(int(i) for i in values["frame_ids"]),
+                sizes=tuple((int(h), int(w)) for h, w in values["sizes"]),
+                image_uris=tuple(str(u) for u in values["image_uris"]),
+                file_names=tuple(str(f) for f in values["file_names"]),
+                meta=tuple(dict(m) for m in values["meta"]),
+                world=values.get("world"),
+                classes=tuple(values["classes"]),
+                selection=values.get("selection"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{url}: not an alkit export record ({err!r})") from None
+        lengths = {len(getattr(out, k)) for k in ("sizes", "image_uris", "file_names", "meta")}
+        if lengths != {n}:
+            raise DataError(f"{url}: per-frame lists differ in length from frame_ids ({n})")
+        return out
+
+
+class ImportedBox(NamedTuple):
+    """One box as a tool wrote it, not yet checked: ``category`` (a class name), ``bbox``
+    ``[x, y, w, h]`` px, ``ann_id`` (the tool's annotation id or ``None``), ``where`` (its
+    place in the file, for messages)."""
+
+    category: Any
+    bbox: Any
+    ann_id: str | None
+    where: str
+
+
+class ImportedFrame(NamedTuple):
+    """One frame as a tool wrote it: its boxes, ``size`` ``(height, width)`` px the tool saw
+    (or ``None``) and the measured labelling time ``seconds`` (or ``None``)."""
+
+    frame_id: int
+    boxes: tuple[ImportedBox, ...]
+    where: str
+    size: tuple[int, int] | None = None
+    seconds: float | None = None
+
+
+def _class_key(name: Any) -> str:
+    return str(name).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _check_bbox(bbox: Any, height: int, width: int, at: str) -> tuple[float, float, float, float]:
+    ok = isinstance(bbox, list | tuple) and len(bbox) == 4
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
+    if not ok:
+        raise DataError(f"{at}: field 'bbox' must be 4 numbers [x, y, w, h] px, got {bbox!r}")
+    x, y, w, h = (float(v) for v in bbox)
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise DataError(f"{at}: field 'bbox' has NaN or infinite values: {bbox!r}")
+    if w <= 0 or h <= 0:
+        raise DataError(f"{at}: field 'bbox' has zero area (w={w:g}, h={h:g} px)")
+    tol = BOX_TOLERANCE
+    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+        raise DataError(
+            f"{at}: field 'bbox' [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the {width}x{height} "
+            f"(WxH) image (tolerance {tol} px)"
+        )
+    return x, y, w, h
+
+
+def labels_from_import(
+    exported: ExportedBatch,
+    imported: Sequence[ImportedFrame],
+    source: str,
+    cost: CostModel | None = None,
+) -> LabelledBatch:
+    """Check labels a tool returned against the export and make them a :class:`LabelledBatch`.
+
+    Refused with a ``DataError`` naming ``source``, the frame and the field: a frame id not in
+    the export (``frame_id``), a frame imported twice (``frame_id``), a size other than the
+    exported image's (``size``), a duplicate annotation id (``id``), an unknown class name
+    (``category``), a NaN, zero-area or out-of-image box or the same box twice (``bbox``), and
+    exported frames missing from the import (``annotations``). Frames without a measured time
+    are charged by ``cost``.
+    """
+    cost = cost or CostModel()
+    position = {fid: i for i, fid in enumerate(exported.frame_ids)}
+    first_at: dict[int, str] = {}
+    for item in imported:
+        fid = item.frame_id
+        if fid not in position:
+            raise DataError(
+                f"{source}: frame {fid} ({item.where}): field 'frame_id' is not in the exported "
+                f"batch (frames {show_ids(exported.frame_ids)}) of {exported.url}"
+            )
+        if fid in first_at:
+            raise DataError(
+                f"{source}: frame {fid} ({item.where}): field 'frame_id': the frame is imported "
+                f"twice (first at {first_at[fid]}); keep one annotation per frame"
+            )
+        first_at[fid] = item.where
+    class_index = {_class_key(c): i for i, c in enumerate(exported.classes)}
+    first_ann: dict[str, str] = {}
+    labelled: dict[int, LabelledFrame] = {}
+    for item in imported:
+        fid, i = item.frame_id, position[item.frame_id]
+        height, width = exported.sizes[i]
+        if item.size is not None and tuple(item.size) != (height, width):
+            raise DataError(
+                f"{source}: frame {fid} ({item.where}): field 'size' is {item.size[0]}x"
+                f"{item.size[1]} (HxW) but the exported image is {height}x{width}"
+            )
+        boxes, labels, seen = [], [], {}
+        for box in item.boxes:
+            at = f"{source}: frame {fid} ({box.where})"
+            if box.ann_id is not None:
+                if box.ann_id in first_ann:
+                    raise DataError(
+                        f"{at}: field 'id': duplicate annotation id {box.ann_id!r} (first on "
+                        f"{first_ann[box.ann_id]})"
+                    )
+                first_ann[box.ann_id] = f"frame {fid}, {box.where}"
+            label = class_index.get(_class_key(box.category))
+            if label is None:
+                raise DataError(
+                    f"{at}: field 'category' has unknown class {box.category!r}; known "
+                    f"classes: {', '.join(exported.classes)}"
+                )
+            xywh = _check_bbox(box.bbox, height, width, at)
+            key = (label, *(round(v, 3) for v in xywh))
+            if key in seen:
+                raise DataError(
+                    f"{at}: field 'bbox': duplicate annotation (same class and box as {seen[key]})"
+                )
+            seen[key] = box.where
+            boxes.append(xywh)
+            labels.append(label)
+        measured = item.seconds is not None
+        labelled[fid] = LabelledFrame(
+            frame_id=fid,
+            height=height,
+            width=width,
+            boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),  # (N, 4)
+            labels=np.asarray(labels, dtype=np.int64),  # (N,)
+            image_uri=exported.image_uris[i],
+            meta=dict(exported.meta[i]),
+            seconds=float(item.seconds) if measured else cost.seconds(len(labels)),
+            measured=measured,
+        )
+    missing = [fid for fid in exported.frame_ids if fid not in labelled]
+    if missing:
+        raise DataError(
+            f"{source}: frame(s) {show_ids(missing)}: field 'annotations': exported for "
+            "labelling but missing from the import (not labelled, skipped or cancelled); "
+            "finish them in the tool and export again"
+        )
+    frames = tuple(labelled[fid] for fid in exported.frame_ids)
+    return LabelledBatch(frames, source, exported.world, exported.classes, cost)
