@@ -32,16 +32,8 @@ from alkit.data.datasets import FrameSource
 from alkit.data.version_tables import world_dict
 from alkit.data.versions import sim_uri
 from alkit.errors import AlkitError, ConfigError, DataError
-from alkit.label import (
-    CostModel,
-    ExportedBatch,
-    ImportedBox,
-    ImportedFrame,
-    LabelledBatch,
-    check_frame_ids,
-    frame_meta,
-    labels_from_import,
-)
+from alkit.label import CostModel, LabelledBatch, check_frame_ids, frame_meta
+from alkit.label_import import ExportedBatch, ImportedBox, ImportedFrame, labels_from_import
 from alkit.model import Detections
 from alkit.taxonomy import CLASSES
 
@@ -425,7 +417,7 @@ def parse_coco_labels(obj: Any, source: str) -> list[ImportedFrame]:
 
 def import_labels(export_url: str, labels_url: str, cost: CostModel | None = None) -> LabelledBatch:
     """The finished labels at ``labels_url`` (Label Studio JSON export or COCO instances),
-    validated against the export at ``export_url`` (see ``alkit.label.labels_from_import``)."""
+    validated against the export at ``export_url`` (see ``alkit.label_import.labels_from_import``)."""
     exported = load_export(export_url)
     try:
         obj = storage.read_json(labels_url)
