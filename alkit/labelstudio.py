@@ -417,7 +417,7 @@ def parse_coco_labels(obj: Any, source: str) -> list[ImportedFrame]:
 
 def import_labels(export_url: str, labels_url: str, cost: CostModel | None = None) -> LabelledBatch:
     """The finished labels at ``labels_url`` (Label Studio JSON export or COCO instances),
-    validated against the export at ``export_url`` (see ``alkit.label_import.labels_from_import``)."""
+    validated against the export at ``export_url`` (``alkit.label_import.labels_from_import``)."""
     exported = load_export(export_url)
     try:
         obj = storage.read_json(labels_url)
