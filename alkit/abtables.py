@@ -1,0 +1,179 @@
+"""The A/B test's numbers: CV splits, relative improvement over REFERENCE, the seed's tables.
+
+Raw results are one tidy row per evaluation::
+
+    method | split | test_set | class | metric | value
+
+with ``method`` in AL / MANUAL / RANDOM / METADATA / REFERENCE, ``split`` 0..n-1, ``test_set``
+``global`` / ``night`` / ``manual``, ``metric`` e.g. ``wMAP``, ``mAP_large``, ``mAP_medium``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from alkit.errors import ConfigError
+
+REFERENCE = "REFERENCE"
+RESULT_COLUMNS = ("method", "split", "test_set", "class", "metric", "value")
+METHOD_ORDER = ("AL", "MANUAL", "RANDOM", "METADATA")
+METHOD_COLORS = {"AL": "#d62728", "MANUAL": "#1f77b4", "RANDOM": "#7f7f7f", "METADATA": "#9467bd"}
+
+
+def cv_splits(
+    frame_ids: Sequence[int], n_splits: int = 3, test_fraction: float = 0.1, seed: int = 0
+) -> list[tuple[list[int], list[int]]]:
+    """``n_splits`` seeded random train/test splits of ``frame_ids`` (the seed's 3 x 90/10).
+
+    Each split draws its own ``test_fraction`` of the frames (at least one) as the test part.
+    """
+    ids = sorted(int(i) for i in frame_ids)
+    if len(ids) < 2:
+        raise ConfigError(f"need at least 2 frames to split, got {len(ids)}")
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    n_test = max(1, round(test_fraction * len(ids)))
+    out = []
+    for s in range(n_splits):
+        rng = np.random.default_rng((seed, s))
+        test = set(rng.choice(len(ids), size=n_test, replace=False).tolist())
+        out.append(
+            ([i for j, i in enumerate(ids) if j not in test], [ids[j] for j in sorted(test)])
+        )
+    return out
+
+
+def _check(results: pd.DataFrame) -> None:
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+    if missing:
+        raise ConfigError(f"results table lacks columns {missing}")
+
+
+def relative_improvement(results: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``reference`` and ``relative`` = (value - reference) / reference per row.
+
+    The reference is REFERENCE's value for the same split, test set, class and metric; rows
+    whose reference is 0 or missing get NaN.
+    """
+    _check(results)
+    keys = ["split", "test_set", "class", "metric"]
+    ref = results[results.method == REFERENCE][[*keys, "value"]].rename(
+        columns={"value": "reference"}
+    )
+    out = results[results.method != REFERENCE].merge(ref, on=keys, how="left")
+    ok = out.reference.notna() & (out.reference != 0)
+    out["relative"] = np.where(ok, (out.value - out.reference) / out.reference.where(ok), np.nan)
+    return out
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread (std over splits) per method, test set, class and metric.
+
+    Columns: ``value_mean``, ``value_std``, ``relative_mean``, ``relative_std``, ``n``.
+    """
+    rel = relative_improvement(results)
+    groups = rel.groupby(["test_set", "class", "metric", "method"], sort=False)
+    out = groups.agg(
+        value_mean=("value", "mean"),
+        value_std=("value", "std"),
+        relative_mean=("relative", "mean"),
+        relative_std=("relative", "std"),
+        n=("value", "size"),
+    ).reset_index()
+    ref = results[results.method == REFERENCE].groupby(["test_set", "class", "metric"])
+    ref_rows = ref.value.agg(["mean", "std", "size"]).reset_index()
+    ref_rows = ref_rows.rename(columns={"mean": "value_mean", "std": "value_std", "size": "n"})
+    ref_rows["method"] = REFERENCE
+    return pd.concat([out, ref_rows], ignore_index=True)
+
+
+def gain_ratio(
+    summary: pd.DataFrame, numerator: str = "AL", denominator: str = "MANUAL"
+) -> pd.DataFrame:
+    """The seed's "AL gains N x more than MANUAL": ratio of mean relative improvements.
+
+    One row per test set, class and metric; NaN where the denominator's gain is 0.
+    """
+    pivot = summary.pivot_table(
+        index=["test_set", "class", "metric"], columns="method", values="relative_mean"
+    )
+    if numerator not in pivot or denominator not in pivot:
+        raise ConfigError(f"summary lacks method {numerator!r} or {denominator!r}")
+    ratio = pivot[numerator] / pivot[denominator].replace(0, np.nan)
+    return ratio.rename(f"{numerator}/{denominator}").reset_index()
+
+
+def seed_table(summary: pd.DataFrame, test_set: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """The seed's table for one test set: rows = methods, columns = (class, metric) with
+    "relative % ± spread" strings for the methods and absolute values for REFERENCE."""
+    part = summary[summary.test_set == test_set]
+    rows: dict[str, dict] = {}
+    for _, r in part.iterrows():
+        if r.metric not in metrics:
+            continue
+        if r.method == REFERENCE:
+            text = f"{r.value_mean:.3f}"
+        else:
+            spread = 0.0 if pd.isna(r.relative_std) else 100 * r.relative_std
+            text = f"{100 * r.relative_mean:+.1f}% ± {spread:.1f}"
+        rows.setdefault(r.method, {})[(r["class"], r.metric)] = text
+    order = [m for m in (REFERENCE, *METHOD_ORDER) if m in rows]
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(order)
+    return table.reindex(columns=sorted(table.columns, key=lambda c: (c[0], metrics.index(c[1]))))
+
+
+def relative_bar_figure(summary: pd.DataFrame, test_set: str, metric: str = "wMAP") -> Figure:
+    """Grouped bars like the seed's: relative improvement over REFERENCE per class, one bar per
+    method, error bars = spread over the splits."""
+    part = summary[(summary.test_set == test_set) & (summary.metric == metric)]
+    part = part[part.method != REFERENCE]
+    classes = list(dict.fromkeys(part["class"]))
+    methods = [m for m in METHOD_ORDER if m in set(part.method)]
+    fig = Figure(figsize=(1.6 + 1.5 * len(classes), 3.2))
+    ax = fig.subplots()
+    width = 0.8 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        rows = part[part.method == method].set_index("class").reindex(classes)
+        ax.bar(
+            np.arange(len(classes)) + (i - (len(methods) - 1) / 2) * width,
+            100 * rows.relative_mean.to_numpy(),
+            width,
+            yerr=100 * rows.relative_std.fillna(0).to_numpy(),
+            label=method,
+            color=METHOD_COLORS.get(method),
+            capsize=3,
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(classes)), classes)
+    ax.set_ylabel(f"relative {metric} over REFERENCE (%)")
+    ax.set_title(f"{test_set} test set")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def selection_figure(analysis: pd.DataFrame, classes: Sequence[str]) -> Figure:
+    """Objects per class (grouped bars) and driving sessions per method, side by side.
+
+    ``analysis``: one row per method with a count column per class and ``sessions``.
+    """
+    methods = [m for m in METHOD_ORDER if m in analysis.index] or list(analysis.index)
+    fig = Figure(figsize=(9, 3.2))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        counts = [analysis.loc[method, c] for c in classes]
+        x = np.arange(len(classes)) + (i - (len(methods) - 1) / 2) * width
+        left.bar(x, counts, width, label=method, color=METHOD_COLORS.get(method))
+    left.set_xticks(np.arange(len(classes)), classes, rotation=15)
+    left.set_ylabel("objects in selection")
+    left.legend(fontsize=8, frameon=False)
+    right.bar(methods, [analysis.loc[m, "sessions"] for m in methods],
+              color=[METHOD_COLORS.get(m) for m in methods])  # fmt: skip
+    right.set_ylabel("driving sessions")
+    fig.tight_layout()
+    return fig
