@@ -99,7 +99,10 @@ def gain_ratio(
     One row per test set, class and metric; NaN where the denominator's gain is 0.
     """
     pivot = summary.pivot_table(
-        index=["test_set", "class", "metric"], columns="method", values="relative_mean"
+        index=["test_set", "class", "metric"],
+        columns="method",
+        values="relative_mean",
+        dropna=False,
     )
     if numerator not in pivot or denominator not in pivot:
         raise ConfigError(f"summary lacks method {numerator!r} or {denominator!r}")
