@@ -94,3 +94,19 @@ def frame_scores(heatmap: torch.Tensor, reduction: str = "mean") -> torch.Tensor
     if reduction == "max":
         return flat.amax(dim=2)  # [B, C]
     raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+
+
+def detection_entropy(mean_probs: torch.Tensor, threshold: float = 0.05) -> torch.Tensor:
+    """A box-based alternative: per frame and class, the summed Bernoulli entropy of the
+    confidences of the detections (peaks of the mean heatmap, found by 3x3 max-pooling as
+    ``alkit.model.decode`` finds them, with confidence >= ``threshold``).
+
+    Args:
+        mean_probs: ``[B, C, H, W]`` the ensemble's mean probabilities.
+
+    Returns:
+        ``[B, C]`` nats: uncertain boxes (confidence near 0.5) count most.
+    """
+    pooled = torch.nn.functional.max_pool2d(mean_probs, 3, stride=1, padding=1)  # [B, C, H, W]
+    peaks = (mean_probs == pooled) & (mean_probs >= threshold)  # [B, C, H, W]
+    return (bernoulli_entropy(mean_probs) * peaks).flatten(2).sum(dim=2)  # [B, C]

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from alkit.acquisition import (
     check_probabilities,
+    detection_entropy,
     entropy_of_mean,
     frame_scores,
     mutual_information,
@@ -48,11 +49,16 @@ def shard_name(index: int) -> str:
     return f"shard-{index:06d}.parquet"
 
 
+#: (prediction key, column suffix) of every score a shard holds per class.
+SCORE_KINDS = (("mean", ""), ("max", "__max"), ("entropy", "__entropy"), ("boxes", "__boxes"))
+
+
 def score_columns(classes: Sequence[str]) -> list[str]:
     """Columns of a score shard after ``frame_id``: per class, mean MI (named by the class,
-    the seed's score), max MI (``<class>__max``) and mean predictive entropy
-    (``<class>__entropy``)."""
-    return [f"{c}{suffix}" for suffix in ("", "__max", "__entropy") for c in classes]
+    the seed's score), max MI (``<class>__max``), mean predictive entropy
+    (``<class>__entropy``) and the box-based detection entropy (``<class>__boxes``, see
+    ``alkit.acquisition.detection_entropy``)."""
+    return [f"{c}{suffix}" for _, suffix in SCORE_KINDS for c in classes]
 
 
 class EnsembleProbabilities(nn.Module):
@@ -78,10 +84,44 @@ class EnsembleProbabilities(nn.Module):
         return torch.sigmoid(torch.stack(logits))  # [M, B, C, h, w]
 
 
+class MCDropout(nn.Module):
+    """MC-dropout as an ensemble: ``passes`` stochastic forward passes of one model.
+
+    The model needs ``dropout > 0`` in its config; BatchNorm stays in eval mode, only the
+    dropout layers sample. ``[B, 3, H, W]`` -> ``[T, B, C, h, w]``.
+    """
+
+    def __init__(self, model: nn.Module, passes: int = 8, seed: int = 0):
+        super().__init__()
+        if getattr(getattr(model, "config", None), "dropout", 0.0) <= 0:
+            raise ConfigError("MC-dropout needs a model trained with DetectorConfig.dropout > 0")
+        if passes < 2:
+            raise ConfigError(f"MC-dropout needs at least 2 passes, got {passes}")
+        self.model = model.eval()
+        self.passes, self.seed = passes, seed
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.model.head_dropout.train()
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)  # the same masks for every batch: reproducible scores
+        try:
+            logits = [self.model(images).heatmap_logits.float() for _ in range(self.passes)]
+        finally:
+            torch.random.set_rng_state(generator_state)
+            self.model.head_dropout.eval()
+        return torch.sigmoid(torch.stack(logits))  # [T, B, C, h, w]
+
+
+def as_probability_model(members) -> nn.Module:
+    """An ``MCDropout`` stays as it is; members (a list or an ``Ensemble``) become an
+    ``EnsembleProbabilities``."""
+    return members if isinstance(members, MCDropout) else EnsembleProbabilities(members)
+
+
 def mi_heatmaps(members: Sequence[nn.Module], images: torch.Tensor) -> torch.Tensor:
     """Mutual-information maps for display: ``[B, 3, H, W]`` -> ``[B, C, h, w]`` nats."""
     with torch.inference_mode():
-        return mutual_information(EnsembleProbabilities(members)(images))
+        return mutual_information(as_probability_model(members)(images))
 
 
 class ScoringModule(L.LightningModule):
@@ -89,7 +129,7 @@ class ScoringModule(L.LightningModule):
 
     def __init__(self, members: Sequence[nn.Module], classes: Sequence[str] = CLASSES):
         super().__init__()
-        self.ensemble = EnsembleProbabilities(members)
+        self.ensemble = as_probability_model(members)
         self.classes = list(classes)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
@@ -106,6 +146,7 @@ class ScoringModule(L.LightningModule):
             "mean": frame_scores(mi, "mean").float().cpu(),  # [B, C]
             "max": frame_scores(mi, "max").float().cpu(),  # [B, C]
             "entropy": frame_scores(entropy_of_mean(probs), "mean").float().cpu(),  # [B, C]
+            "boxes": detection_entropy(probs.mean(dim=0)).float().cpu(),  # [B, C]
         }
 
 
@@ -124,7 +165,7 @@ class ShardWriter(BasePredictionWriter):
                            batch_idx, dataloader_idx=0):  # fmt: skip
         ids = prediction["frame_id"].numpy()
         table = pd.DataFrame({"frame_id": ids})
-        for key, suffix in (("mean", ""), ("max", "__max"), ("entropy", "__entropy")):
+        for key, suffix in SCORE_KINDS:
             values = prediction[key].numpy()  # (B, C)
             for ci, c in enumerate(self.classes):
                 table[f"{c}{suffix}"] = values[:, ci]

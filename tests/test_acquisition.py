@@ -86,3 +86,17 @@ def test_bad_probabilities_name_the_frame():
     with pytest.raises(DataError, match="batch index 3"):
         check_probabilities(p)
     check_probabilities(torch.rand(2, 2, 1, 3, 3))  # fine input passes
+
+
+def test_detection_entropy_counts_uncertain_peaks():
+    from alkit.acquisition import detection_entropy
+
+    p = torch.zeros(2, 2, 8, 8)
+    p[0, 0, 2, 2] = 0.5  # one maximally uncertain detection of class 0
+    p[1, 1, 4, 4] = 0.99  # one confident detection of class 1
+    p[1, 1, 4, 5] = 0.6  # a neighbour that is not a peak
+    s = detection_entropy(p)
+    assert s.shape == (2, 2)
+    assert s[0, 0].item() == pytest.approx(math.log(2), rel=1e-5)
+    assert s[1, 1].item() == pytest.approx(bernoulli_entropy(torch.tensor(0.99)).item(), rel=1e-5)
+    assert s[0, 1] == 0 and s[1, 0] == 0

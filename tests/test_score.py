@@ -169,3 +169,19 @@ def test_two_process_ddp_scoring_equals_one_process(tmp_path: Path):
     pd.testing.assert_frame_equal(
         read_scores(str(tmp_path / "two")), read_scores(str(tmp_path / "one")), atol=1e-6
     )
+
+
+def test_mc_dropout_scores_one_model(world, pool_ids, tmp_path):
+    from alkit.score import MCDropout
+
+    torch.manual_seed(0)
+    model = UNetDetector(DetectorConfig(width=4, depth=2, stride=4, head_width=8, dropout=0.3))
+    with pytest.raises(ConfigError, match="dropout"):
+        MCDropout(tiny_members(1)[0])
+    mc = MCDropout(model.eval(), passes=4)
+    run(mc, world, pool_ids[:40], tmp_path / "a")
+    run(mc, world, pool_ids[:40], tmp_path / "b")
+    a, b = read_scores(str(tmp_path / "a")), read_scores(str(tmp_path / "b"))
+    pd.testing.assert_frame_equal(a, b)  # seeded masks: reproducible
+    assert (a["person"] > 0).any()  # passes disagree, so MI is positive
+    assert {"person__boxes", "person__max", "person__entropy"} <= set(a.columns)
