@@ -67,6 +67,31 @@ def _lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run a recipe of notebooks with papermill, cached step by step (``alkit.pipeline``)."""
+    from alkit.errors import AlkitError
+    from alkit.pipeline import run_recipe
+    from alkit.recipes import parse_assignments
+
+    try:
+        result = run_recipe(
+            args.recipe,
+            args.run_dir or f"runs/{args.recipe}",
+            args.profile,
+            parse_assignments(args.param),
+            notebooks_dir=args.notebooks,
+            kernel_name=args.kernel,
+            progress=not args.no_progress,
+            rerun=args.rerun,
+        )
+    except AlkitError as err:
+        print(f"alkit run: {err}", file=sys.stderr)
+        return 1
+    ran = sum(s.status == "ran" for s in result.steps)
+    print(f"{ran} step(s) ran, {len(result.steps) - ran} cached; run manifest: {result.manifest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +109,30 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--verify", action="store_true", help="reload every version, check hashes")
     trace.add_argument("--json", action="store_true", help="print the chain as JSON")
     trace.set_defaults(func=_lineage)
+    run = sub.add_parser("run", help="run a recipe of notebooks (ab, loop, rounds), cached by step")
+    run.add_argument("recipe", help="ab (10_ab_test), loop (01..05, paths wired) or rounds (30)")
+    run.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    run.add_argument("--run-dir", default=None, help="run folder (default runs/<recipe>)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a notebook parameter (JSON value, else a string); STEP.KEY for "
+        "one step only, e.g. -p budget=50 -p 02_query.seed=1",
+    )
+    run.add_argument(
+        "--rerun",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="run STEP afresh even if cached ('all': every step)",
+    )
+    run.add_argument("--notebooks", default=None, help="folder of the notebooks")
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel to execute them with")
+    run.add_argument("--no-progress", action="store_true", help="no papermill progress bars")
+    run.set_defaults(func=_run)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from alkit.acquisition import (
     check_probabilities,
@@ -181,6 +181,24 @@ class ShardWriter(BasePredictionWriter):
                 self.written.append(shard)
 
 
+class ShardBatches(Sampler[list[int]]):
+    """Batch indices over shards laid end to end; no batch crosses a shard boundary."""
+
+    def __init__(self, shard_sizes: Sequence[int], batch_size: int):
+        self.batches: list[list[int]] = []
+        start = 0
+        for size in shard_sizes:
+            for lo in range(0, size, batch_size):
+                self.batches.append(list(range(start + lo, start + min(lo + batch_size, size))))
+            start += size
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class PoolDataModule(L.LightningDataModule):
     """Frames of the unfinished shards that belong to this process's rank, in order."""
 
@@ -191,11 +209,13 @@ class PoolDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         rank, world = self.trainer.global_rank, self.trainer.world_size
-        ids = [i for s in sorted(self.shards) if s % world == rank for i in self.shards[s]]
+        mine = [self.shards[s] for s in sorted(self.shards) if s % world == rank]
+        ids = [i for shard in mine for i in shard]
+        # Batches never cross a shard boundary, so every frame is scored in the same batch
+        # whatever the number of ranks or a resume: scores are bit-identical across runs.
         return DataLoader(
             VirtualFrames(self.source, ids),
-            batch_size=self.batch_size,
-            shuffle=False,
+            batch_sampler=ShardBatches([len(shard) for shard in mine], self.batch_size),
             num_workers=self.num_workers,
             collate_fn=collate_frames,
         )
