@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.alkit-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-fast demo lint format clean
+.PHONY: install test test-fast demo lint format clean browser-deps
 
 install: $(STAMP)
 
@@ -25,7 +25,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
+# Debian's chromium for tests/test_browser.py, installed by apt when missing and apt can
+# (as root); never fails: without it the browser tests are skipped, saying why.
+browser-deps:
+	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium not installed (apt-get install chromium): browser tests will be skipped")
+
+test: lint browser-deps
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -1,6 +1,7 @@
 """The seed's A/B test, end to end and repeatable.
 
-1. TRAIN an ensemble on the initial (mostly day) labelled set; its member 0 is REFERENCE.
+1. TRAIN an ensemble on the initial (mostly day) labelled set; its member 0 is REFERENCE
+   (fine-tuning: member 0 fine-tuned for the same steps on the initial set alone).
 2. QUERY the night pool: score it with the ensemble, select the budget with AL (mutual
    information, round robin over the classes of interest), MANUAL (simulated curation),
    RANDOM (whole pool) and METADATA (night tag, then random).
@@ -281,11 +282,16 @@ class ABRun:
                 path = out / f"{method}_{s}.parquet"
                 if path.exists():
                     continue
-                if method == REFERENCE:
+                if method == REFERENCE and c.retrain == "scratch":
                     model = reference
                 else:
-                    data, index = new[method]
-                    train_part = Subset(data, [index[i] for i in splits[method][s][0]])
+                    # Fine-tuning: REFERENCE gets the same extra steps on the initial data
+                    # alone, so a method's gain is its new labels', not the extra training's.
+                    if method == REFERENCE:
+                        train_part: Dataset = Subset(self.data.dataset, [])
+                    else:
+                        data, index = new[method]
+                        train_part = Subset(data, [index[i] for i in splits[method][s][0]])
                     self.log(f"A/B split {s}: retrain {method} on initial + {len(train_part)}")
                     model = retrain(
                         self.data.dataset, train_part, retrain_cfg, c.retrain_steps,

@@ -26,9 +26,16 @@ from alkit.train import DetectorModule, TrainConfig, as_train_config
 def mixed_loader(
     old: Dataset, new: Dataset, samples: int, batch_size: int, new_fraction: float, seed: int
 ) -> DataLoader:
-    """``samples`` draws with replacement, a ``new_fraction`` share of them from ``new``."""
+    """``samples`` draws with replacement, a ``new_fraction`` share of them from ``new``.
+
+    With no ``new`` frames every draw comes from ``old`` (REFERENCE's same-length control).
+    """
     if len(new) == 0:
-        raise DataError("fine-tuning needs at least one new frame")
+        if len(old) == 0:
+            raise DataError("retraining needs frames: the old and the new set are both empty")
+        generator = torch.Generator().manual_seed(seed)
+        sampler = WeightedRandomSampler([1.0] * len(old), samples, True, generator=generator)
+        return DataLoader(old, batch_size=batch_size, sampler=sampler, collate_fn=collate_frames)
     if not 0.0 < new_fraction <= 1.0:
         raise ConfigError(f"new_fraction must be in (0, 1], got {new_fraction}")
     data = ConcatDataset([old, new]) if len(old) else new

@@ -142,12 +142,14 @@ def run_recipe(
     progress: bool = True,
     rerun: Sequence[str] = (),
     log: Callable[[str], None] = print,
+    log_output: bool = False,
 ) -> RunResult:
     """Run (or resume) a recipe of ``alkit.recipes`` in ``run_dir``; see the module docstring.
 
     ``overrides``: ``{"budget": 5, "02_query.seed": 1}`` (``-p`` values). ``rerun``: steps
     to run afresh even when cached (``["all"]``: every step), e.g. after changing alkit's code,
-    which cache keys do not cover. Raises
+    which cache keys do not cover. ``log_output``: stream the notebooks' output to stderr
+    as they run (their own progress lines). Raises
     ``StepFailed`` when a notebook fails, ``ConfigError`` for an unknown recipe, profile or
     parameter, or a run folder that holds another recipe.
     """
@@ -234,7 +236,7 @@ def run_recipe(
         log(f"[{i}/{len(steps)}] {name}: running (key {key[:12]})")
         start = time.perf_counter()
         try:
-            execute_step(name, source, params, run_dir, kernel_name, progress)
+            execute_step(name, source, params, run_dir, kernel_name, progress, log_output)
         except StepFailed as err:
             record |= {
                 "status": "failed",

@@ -169,9 +169,18 @@ def _write_html(notebook: Path, html: Path) -> None:
 
 
 def execute_step(
-    name: str, source: Path, params: dict, run_dir: Path, kernel_name: str, progress: bool
+    name: str,
+    source: Path,
+    params: dict,
+    run_dir: Path,
+    kernel_name: str,
+    progress: bool,
+    log_output: bool = False,
 ) -> None:
-    """Execute one notebook into ``steps/``; on failure keep ``.failed.ipynb``, raise."""
+    """Execute one notebook into ``steps/``; on failure keep ``.failed.ipynb``, raise.
+
+    ``log_output``: stream the cells' output (the steps' own progress lines) to stderr.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -188,6 +197,8 @@ def execute_step(
             parameters=params,
             kernel_name=kernel_name,
             progress_bar=progress,
+            stdout_file=sys.stderr if log_output else None,
+            stderr_file=sys.stderr if log_output else None,
             cwd=str(run_dir),
         )
     except BaseException as err:

@@ -103,11 +103,7 @@ def test_help_notebook_lists_parameters_with_their_meaning():
 
 
 # executed with the tiny profile ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ab_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("notebooks") / "ab"
-    result = run_recipe("ab", run_dir, "tiny", progress=False, log=lambda _: None)
-    return result
+# ``ab_run`` (the tiny ``ab`` run, shared with test_browser) is in conftest.py
 
 
 @pytest.mark.slow
