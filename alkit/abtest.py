@@ -62,6 +62,11 @@ METRICS = ("wMAP", "mAP_large", "mAP_medium", "AP50", "AP")
 TEST_SETS = ("global", "night_heldout", "night", "manual")
 
 
+#: The quick profile's schedule: 4 epochs of the 2,000 initial frames (500 steps of 16) in
+#: bfloat16, channels-last by default (about 1.2 min a member on 2 CPU cores).
+QUICK_TRAIN = {"max_epochs": 4, "precision": "bf16-mixed"}
+
+
 @dataclass(frozen=True)
 class ABConfig:
     """Everything that determines an A/B run (plain values, papermill-friendly).
@@ -82,11 +87,11 @@ class ABConfig:
     world_seed: int = 0
     sessions: dict = field(default_factory=dict)
     initial_stride: int = 2
-    pool_stride: int = 1
+    pool_stride: int = 2
     test_stride: int = 4
     n_members: int = 4
     model: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
+    train: dict = field(default_factory=lambda: dict(QUICK_TRAIN))
     budget: int = 100
     classes_of_interest: tuple[str, ...] = ("person", "bicycle")
     pool_filter: dict = field(default_factory=lambda: {"time_of_day": ["night"]})
@@ -95,7 +100,7 @@ class ABConfig:
     manual_subsequence: int = 20
     metadata_filters: dict = field(default_factory=lambda: {"time_of_day": ["night"]})
     retrain: str = "finetune"
-    retrain_steps: int = 150
+    retrain_steps: int = 100
     retrain_lr: float = 5e-4
     new_fraction: float = 0.5
     batch_size: int = 16
@@ -186,7 +191,7 @@ class ABRun:
         self.log(f"TRAIN {c.n_members} members on {len(self.initial_ids)} initial frames")
         manifest = train_ensemble(c.n_members, self.data, self.model_config, self.train_config,
                                   self.dir / "ensemble", base_seed=c.seed,
-                                  enable_progress_bar=self.progress)  # fmt: skip
+                                  enable_progress_bar=self.progress, log=self.log)  # fmt: skip
         self.ensemble = load_ensemble(manifest)
         self.ensemble_hashes = [m["sha256"] for m in self.ensemble.manifest["members"]]
         return self.ensemble
@@ -198,7 +203,8 @@ class ABRun:
         night = filter_manifest(self.pool, c.pool_filter).iloc[:: c.pool_stride]
         self.log(f"QUERY score {len(night)} pool frames with {len(self.ensemble)} members")
         score_pool(self.ensemble, world, night.frame_id.tolist(), str(self.dir / "scores"),
-                   member_hashes=self.ensemble_hashes, progress=self.progress)  # fmt: skip
+                   member_hashes=self.ensemble_hashes, progress=self.progress,
+                   precision=self.train_config.precision)  # fmt: skip
         scores = read_scores(str(self.dir / "scores")).merge(night, on="frame_id")
         coi = list(c.classes_of_interest)
         picks = {

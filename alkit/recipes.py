@@ -71,6 +71,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "batch_size": 32,
         "budget": 2000,  # 1% of the full pool, as in the seed
+        "pool_stride": 1,
         "retrain": "scratch",
         "retrain_steps": 20000,
         "n_rounds": 5,

@@ -17,8 +17,11 @@ environment).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -221,6 +224,19 @@ class PoolDataModule(L.LightningDataModule):
         )
 
 
+@contextlib.contextmanager
+def _lightning_chatter(enabled: bool):
+    """Without progress, hide Lightning's device lines and tips (warnings still show)."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    if not enabled:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @dataclass(frozen=True)
 class ScoreRun:
     """What a ``score_pool`` call did: shards in the pool, written now, found finished."""
@@ -294,20 +310,24 @@ def score_pool(
     if pending:
         shard_of = {i: s for s, v in pending.items() for i in v}
         writer = ShardWriter(out_url, shard_of, {s: len(v) for s, v in pending.items()}, classes)
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            precision=precision,
-            callbacks=[writer],
-            logger=False,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            use_distributed_sampler=False,
-        )
-        module = ScoringModule(members, classes)
-        data = PoolDataModule(source, pending, batch_size, num_workers)
-        trainer.predict(module, datamodule=data, return_predictions=False)
+        with _lightning_chatter(progress):
+            trainer = L.Trainer(
+                accelerator=accelerator,
+                devices=devices,
+                strategy=strategy,
+                precision=precision,
+                callbacks=[writer],
+                logger=False,
+                enable_progress_bar=progress,
+                enable_model_summary=False,
+                use_distributed_sampler=False,
+            )
+            module = ScoringModule(members, classes)
+            data = PoolDataModule(source, pending, batch_size, num_workers)
+            with warnings.catch_warnings():
+                # ShardBatches yields every index (no drop_last), which Lightning cannot check
+                warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
+                trainer.predict(module, datamodule=data, return_predictions=False)
         written = writer.written
     return ScoreRun(out_url, len(ids), len(shards), tuple(sorted(written)), finished)
 

@@ -25,7 +25,7 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -84,12 +84,12 @@ class TrainConfig:
     max_epochs: int = 10
     max_steps: int = -1
     schedule: str = "cosine"
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     size_weight: float = 0.1
     offset_weight: float = 1.0
     hflip: bool = True
     precision: str = "32-true"
-    channels_last: bool = False
+    channels_last: bool = True
     gradient_clip_val: float = 0.0
     decode_k: int = 100
     decode_threshold: float = 0.01
@@ -580,6 +580,7 @@ def train_ensemble(
     resume: bool = True,
     callbacks: Sequence[L.Callback] = (),
     enable_progress_bar: bool = True,
+    log: Callable[[str], None] | None = None,
     **trainer_kwargs: Any,
 ) -> Path | None:
     """Train ``n_members`` detectors that differ only in their seed (``base_seed + i``).
@@ -597,9 +598,10 @@ def train_ensemble(
       ...]`` (member i gets entry ``i % len``) or ``spread_members=True`` (member i gets GPU
       ``i % n_gpus`` when several GPUs are visible).
 
-    Finished members (``member_XX.json`` + a checkpoint with a matching sha256) are skipped
-    when ``resume``, so an interrupted run continues where it stopped. The process that
-    completes the last member writes ``out_dir/ensemble.json`` (``alkit.ensemble``).
+    ``log``: called with a line as each member finishes (progress where bars do not show,
+    e.g. a notebook run headless). Finished members (``member_XX.json`` + a checkpoint with
+    a matching sha256) are skipped when ``resume``, so an interrupted run continues where it
+    stopped. The process that completes the last member writes ``out_dir/ensemble.json`` (``alkit.ensemble``).
 
     Returns:
         The manifest's path, or ``None`` while members of the ensemble are still missing.
@@ -618,16 +620,21 @@ def train_ensemble(
         "train_config": train_config.to_dict(),
         "classes": tuple(classes),
     }
-    for i in indices:
+    for k, i in enumerate(indices, 1):
         done = read_member_record(out, i) if resume else None
         if done is not None:
             _check_resumable(done, {**expected, "seed": base_seed + i}, out)
+            if log:
+                log(f"member {i} ({k}/{len(indices)}): finished earlier, kept")
             continue
-        train_member(
+        record = train_member(
             data, model_config, train_config, out, seed=base_seed + i, index=i, classes=classes,
             devices=plan[i], accelerator=accelerator, strategy=strategy, num_nodes=num_nodes,
             callbacks=callbacks, enable_progress_bar=enable_progress_bar, **trainer_kwargs,
         )  # fmt: skip
+        if log:
+            seconds = record.metrics.get("train_seconds", float("nan"))
+            log(f"member {i} ({k}/{len(indices)}): trained in {seconds:.0f} s")
     records = [read_member_record(out, i) for i in range(n_members)]
     if any(r is None for r in records):
         return None

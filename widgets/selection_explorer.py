@@ -325,7 +325,11 @@ class SelectionExplorer(widgets.VBox):
             grid = widgets.GridBox(
                 cards, layout=widgets.Layout(grid_template_columns=f"repeat({cols}, {width}px)")
             )
-            columns.append(widgets.VBox([head, grid]))
+            columns.append(
+                widgets.VBox(
+                    [head, grid], layout=widgets.Layout(flex="0 0 auto", margin="0 12px 8px 0")
+                )
+            )
         self.grid.children = columns
         self.page_label.value = f"page {self.page + 1} / {self.n_pages}"
 
@@ -361,7 +365,8 @@ class SelectionExplorer(widgets.VBox):
         for trait, control in pairs:
             control.value = getattr(self, trait)
             traitlets.link((self, trait), (control, "value"))
-        self.grid = widgets.HBox()
+        # methods side by side keep their width and wrap to the next row when the page is narrow
+        self.grid = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.children = [
             widgets.HBox([self.sort_dropdown, self.descending_checkbox, self.side_checkbox]),
             widgets.HBox([self.threshold_dropdown, self.threshold_slider]),
