@@ -601,7 +601,8 @@ def train_ensemble(
     ``log``: called with a line as each member finishes (progress where bars do not show,
     e.g. a notebook run headless). Finished members (``member_XX.json`` + a checkpoint with
     a matching sha256) are skipped when ``resume``, so an interrupted run continues where it
-    stopped. The process that completes the last member writes ``out_dir/ensemble.json`` (``alkit.ensemble``).
+    stopped. The process that completes the last member writes ``out_dir/ensemble.json``
+    (``alkit.ensemble``).
 
     Returns:
         The manifest's path, or ``None`` while members of the ensemble are still missing.
