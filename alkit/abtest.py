@@ -200,7 +200,9 @@ class ABRun:
     def query(self) -> dict[str, SelectionManifest]:
         c, world = self.config, self.world
         self.pool = world.manifest(world.segment_frame_ids("pool"))
-        night = filter_manifest(self.pool, c.pool_filter).iloc[:: c.pool_stride]
+        # the curator watches whole drives; ``pool_stride`` only thins what the ensemble scores
+        watched = filter_manifest(self.pool, c.pool_filter)
+        night = watched.iloc[:: c.pool_stride]
         self.log(f"QUERY score {len(night)} pool frames with {len(self.ensemble)} members")
         score_pool(self.ensemble, world, night.frame_id.tolist(), str(self.dir / "scores"),
                    member_hashes=self.ensemble_hashes, progress=self.progress,
@@ -210,7 +212,7 @@ class ABRun:
         picks = {
             "AL": round_robin_topk(scores, coi, c.budget, per_session_cap=c.al_session_cap),
             "MANUAL": manual_curation(
-                night,
+                watched,
                 lambda ids: class_counts(world, ids),
                 coi,
                 c.budget,

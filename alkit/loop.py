@@ -134,7 +134,8 @@ def run_rounds(
     old = data.dataset
     sets = evaluation_sets(world, test_set_names, c.test_stride)
     pool = world.manifest(world.segment_frame_ids("pool"))
-    night = filter_manifest(pool, c.pool_filter).iloc[:: c.pool_stride]
+    watched = filter_manifest(pool, c.pool_filter)  # MANUAL curates whole drives
+    night = watched.iloc[:: c.pool_stride]  # the frames AL scores
     oracle = OracleLabeler(world)
     versions = {m: initial_version(world, c.initial_stride) for m in methods}
     taken: dict[str, set[int]] = {m: set() for m in methods}
@@ -166,7 +167,7 @@ def run_rounds(
                 c.classes_of_interest,
                 c.seed + r,
                 scores,
-                candidates,
+                watched[~watched.frame_id.isin(done)],
                 pool[~pool.frame_id.isin(done)],
                 c.al_session_cap,
                 c.manual_filters,

@@ -212,7 +212,8 @@ def query_step(
     world, ensemble = load_world(world_path), load_ensemble(ensemble_path)
     hashes = [m["sha256"] for m in ensemble.manifest["members"]]
     pool = world.manifest(world.segment_frame_ids("pool"))
-    candidates = filter_manifest(pool, pool_filter).iloc[::pool_stride]
+    watched = filter_manifest(pool, pool_filter)  # MANUAL curates whole drives
+    candidates = watched.iloc[::pool_stride]  # the frames the ensemble scores
     score_pool(
         ensemble,
         world,
@@ -230,7 +231,7 @@ def query_step(
         classes_of_interest,
         seed,
         scores,
-        candidates,
+        watched,
         pool,
         al_session_cap,
         manual_filters,

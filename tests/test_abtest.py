@@ -8,6 +8,8 @@ import pytest
 
 from alkit.abtest import ABConfig, run_ab_test
 from alkit.errors import ConfigError
+from alkit.score import read_scores
+from alkit.selection_manifest import load_selection
 
 TINY = ABConfig(
     sessions={"initial": 2, "pool": 3, "test": 2},
@@ -47,6 +49,11 @@ def test_whole_protocol_on_a_tiny_world(tmp_path):
     sel = result.selections
     assert list(sel.index) == ["AL", "MANUAL", "RANDOM", "METADATA"]
     assert (sel.frames == 10).all() and "sessions" in sel.columns
+    # the curator watches whole drives (contiguous frames); the ensemble scores every 2nd frame
+    manual = np.sort(load_selection(str(result.run_dir / "selections" / "MANUAL.json")).frame_ids)
+    assert (np.diff(manual) == 1).sum() >= 5
+    scored = read_scores(str(result.run_dir / "scores")).frame_id
+    assert (np.diff(scored.to_numpy()) >= 2).all()
     for path in result.figures.values():
         assert path.exists() and path.stat().st_size > 1000
     # a rerun finds every step done and gives the same tables
