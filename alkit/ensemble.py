@@ -17,7 +17,6 @@ hyperparameters), before any weights are used.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alkit.data import storage
 from alkit.data.datasets import collate_frames
+from alkit.data.storage import file_sha256
 from alkit.errors import ConfigError, DataError, IntegrityError
 from alkit.evaluate import EvalResult, detections_to_coco, evaluate_detections
 from alkit.model import Detections, DetectorConfig, DetectorOutput, UNetDetector, decode
@@ -44,15 +44,6 @@ SHARED_FIELDS = ("classes", "train_config", "data")
 def member_name(index: int) -> str:
     """File stem of member ``index``: ``member_00``."""
     return f"member_{index:02d}"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -25,21 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from alkit.data import storage
+from alkit.data.storage import file_sha256
 from alkit.errors import AlkitError, ConfigError
 
 MANIFEST = "run.json"
 RUN = "{run}"
 #: Parameters whose names end like this hold paths; existing ones are hashed by content.
 PATH_SUFFIXES = ("_path", "_dir", "_root")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def json_sha256(value: Any) -> str:

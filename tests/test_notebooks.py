@@ -13,7 +13,6 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-import torch
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
@@ -24,16 +23,7 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 NAMES = [p.stem for p in PATHS]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Kernels and in-process torch use one thread here: on a shared 2-core machine OpenMP
-    threads contending with other processes make these tiny models about 5x slower."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _outputs_of_types(path: Path) -> dict[str, set[str]]:

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from alkit.abtest import ABConfig
 from alkit.cli import main
@@ -31,16 +30,7 @@ from alkit.runfolder import cache_key, content_sha256, external_inputs, logical,
 LOOP = [s.notebook for s in RECIPES["loop"]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Kernels and in-process torch use one thread here: on a shared 2-core machine OpenMP
-    threads contending with other processes make these tiny models about 5x slower."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 # units -----------------------------------------------------------------------------------------

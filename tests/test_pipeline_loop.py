@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
 from alkit.abtest import ABConfig
 from alkit.errors import ConfigError
@@ -13,17 +12,7 @@ from alkit.loop import CURVE_COLUMNS, run_rounds
 from alkit.recipes import profile_parameters
 from alkit.selection_manifest import load_selection
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Kernels and in-process torch use one thread here: on a shared 2-core machine OpenMP
-    threads contending with other processes make these tiny models about 5x slower."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _tiny() -> ABConfig:

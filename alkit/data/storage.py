@@ -8,6 +8,7 @@ the temporary file is removed and the previous file (if any) is left untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import posixpath
@@ -22,6 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alkit.errors import DataError
+
+
+def file_sha256(url: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes on any URL, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with fsspec.open(str(url), "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
