@@ -174,9 +174,11 @@ def selection_figure(analysis: pd.DataFrame, classes: Sequence[str]) -> Figure:
         left.bar(x, counts, width, label=method, color=METHOD_COLORS.get(method))
     left.set_xticks(np.arange(len(classes)), classes, rotation=15)
     left.set_ylabel("objects in selection")
-    left.legend(fontsize=8, frameon=False)
+    left.legend(fontsize=8, frameon=False, ncol=len(methods), loc="lower center",
+                bbox_to_anchor=(0.5, 1.0))  # fmt: skip
     right.bar(methods, [analysis.loc[m, "sessions"] for m in methods],
               color=[METHOD_COLORS.get(m) for m in methods])  # fmt: skip
     right.set_ylabel("driving sessions")
+    right.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
     return fig
