@@ -327,6 +327,7 @@ def score_pool(
             with warnings.catch_warnings():
                 # ShardBatches yields every index (no drop_last), which Lightning cannot check
                 warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning-internal
                 trainer.predict(module, datamodule=data, return_predictions=False)
         written = writer.written
     return ScoreRun(out_url, len(ids), len(shards), tuple(sorted(written)), finished)
