@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from alkit.data import storage
+from alkit.data.coco import coco_annotation
 from alkit.data.datasets import collate_frames
 from alkit.data.storage import file_sha256
 from alkit.errors import ConfigError, DataError, IntegrityError
@@ -359,17 +360,8 @@ def _gt_coco(frames: list[tuple[int, Tensor, Tensor, int, int]], classes: Sequen
     images, annotations = [], []
     for frame_id, boxes, labels, height, width in frames:
         images.append({"id": frame_id, "height": height, "width": width})
-        for (x, y, w, h), label in zip(boxes.tolist(), labels.tolist(), strict=True):
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": frame_id,
-                    "category_id": label + 1,
-                    "bbox": [x, y, w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
+        for xywh, label in zip(boxes.tolist(), labels.tolist(), strict=True):
+            annotations.append(coco_annotation(len(annotations) + 1, frame_id, label, xywh))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(classes)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

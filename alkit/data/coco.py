@@ -105,6 +105,22 @@ def _meta_of(item: Any) -> dict:
     return {str(k): _plain(v) for k, v in dict(meta).items()}
 
 
+def coco_annotation(
+    annotation_id: int, image_id: int, label: int, xywh: Sequence[float]
+) -> dict[str, Any]:
+    """One COCO ground-truth annotation: class index ``label`` -> ``category_id`` label + 1,
+    ``xywh`` in px."""
+    x, y, w, h = xywh
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": label + 1,
+        "bbox": [x, y, w, h],
+        "area": w * h,
+        "iscrowd": 0,
+    }
+
+
 def frames_to_coco(
     frames_or_records: Iterable[Any],
     file_names: Sequence[str],
@@ -155,14 +171,7 @@ def frames_to_coco(
         for j, ((x, y, w, h), label) in enumerate(
             zip(boxes.tolist(), labels.tolist(), strict=True)
         ):
-            annotation = {
-                "id": len(annotations) + 1,
-                "image_id": frame_id,
-                "category_id": label + 1,
-                "bbox": [x, y, w, h],
-                "area": w * h,
-                "iscrowd": 0,
-            }
+            annotation = coco_annotation(len(annotations) + 1, frame_id, label, (x, y, w, h))
             if len(attributes) == len(labels) and attributes[j]:
                 annotation["alkit"] = {"attributes": list(attributes[j])}
             annotations.append(annotation)
