@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +115,25 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
+def check_same_architecture(first: MemberRecord, record: MemberRecord, name: str) -> None:
+    """Raise ``ConfigError`` naming ``name`` (the member) and the first ``model_config``
+    field in which ``record`` differs from ``first``."""
+    key = _first_difference(first.model_config, record.model_config)
+    if key is not None:
+        raise ConfigError(
+            f"{name} has model_config field {key!r} = {record.model_config.get(key)!r}, "
+            f"member {first.index} has {first.model_config.get(key)!r}; all members need "
+            "the same architecture"
+        )
+
+
 def check_compatible(records: Sequence[MemberRecord]) -> None:
     """Raise ``ConfigError`` unless all records share model config, classes, train config
     (seed aside) and data; the message names the member and the first differing field."""
     first = records[0]
     for record in records[1:]:
         name = f"ensemble member {record.index} ({record.checkpoint})"
-        key = _first_difference(first.model_config, record.model_config)
-        if key is not None:
-            raise ConfigError(
-                f"{name} has model_config field {key!r} = {record.model_config.get(key)!r}, "
-                f"member {first.index} has {first.model_config.get(key)!r}; all members need "
-                "the same architecture"
-            )
+        check_same_architecture(first, record, name)
         for what in SHARED_FIELDS:
             mine, theirs = getattr(record, what), getattr(first, what)
             if mine != theirs:
@@ -255,9 +261,7 @@ def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -
         MemberRecord.from_dict(entry, where=f"{manifest_path} member {i}")
         for i, entry in enumerate(manifest["members"])
     ]
-    models, seeds = [], []
-    first_config: dict[str, Any] | None = None
-    first_classes: tuple[str, ...] = ()
+    models, loaded = [], []
     for record in records:
         path = manifest_path.parent / record.checkpoint  # absolute paths stay absolute
         if not path.exists():
@@ -271,24 +275,22 @@ def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -
             )
         checkpoint = _load_checkpoint(path, map_location)
         hparams = checkpoint.get("hyper_parameters") or {}
-        config = dict(hparams.get("model_config") or record.model_config)
-        classes = tuple(hparams.get("classes") or record.classes)
-        if first_config is None:
-            first_config, first_classes = config, classes
-        else:
-            key = _first_difference(first_config, config)
-            if key is not None:
+        # the checkpoint's own hyperparameters decide, whatever the manifest says
+        record = replace(
+            record,
+            model_config=dict(hparams.get("model_config") or record.model_config),
+            classes=tuple(hparams.get("classes") or record.classes),
+        )
+        if loaded:
+            first, name = loaded[0], f"ensemble member {record.index} ({path.name})"
+            check_same_architecture(first, record, name)
+            if record.classes != first.classes:
                 raise ConfigError(
-                    f"ensemble member {record.index} ({path.name}) has model_config field "
-                    f"{key!r} = {config.get(key)!r}, member {records[0].index} has "
-                    f"{first_config.get(key)!r}; all members need the same architecture"
+                    f"{name} has field 'classes' = {list(record.classes)}, member "
+                    f"{first.index} has {list(first.classes)}"
                 )
-            if classes != first_classes:
-                raise ConfigError(
-                    f"ensemble member {record.index} ({path.name}) has field 'classes' = "
-                    f"{list(classes)}, member {records[0].index} has {list(first_classes)}"
-                )
-        model = UNetDetector(DetectorConfig.from_dict(config))
+        loaded.append(record)
+        model = UNetDetector(DetectorConfig.from_dict(record.model_config))
         state = {
             k.removeprefix("model."): v
             for k, v in checkpoint["state_dict"].items()
@@ -296,8 +298,7 @@ def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -
         }
         model.load_state_dict(state)
         models.append(model)
-        seeds.append(record.seed)
-    return Ensemble(models, first_classes, seeds, manifest)
+    return Ensemble(models, loaded[0].classes, [r.seed for r in loaded], manifest)
 
 
 # ---------------------------------------------------------------------------------------------
