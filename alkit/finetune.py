@@ -33,14 +33,13 @@ def mixed_loader(
     if len(new) == 0:
         if len(old) == 0:
             raise DataError("retraining needs frames: the old and the new set are both empty")
-        generator = torch.Generator().manual_seed(seed)
-        sampler = WeightedRandomSampler([1.0] * len(old), samples, True, generator=generator)
-        return DataLoader(old, batch_size=batch_size, sampler=sampler, collate_fn=collate_frames)
-    if not 0.0 < new_fraction <= 1.0:
-        raise ConfigError(f"new_fraction must be in (0, 1], got {new_fraction}")
-    data = ConcatDataset([old, new]) if len(old) else new
-    w_old = (1.0 - new_fraction) / max(len(old), 1)
-    weights = torch.tensor([w_old] * len(old) + [new_fraction / len(new)] * len(new))  # (N,)
+        data, weights = old, torch.ones(len(old))  # (N,)
+    else:
+        if not 0.0 < new_fraction <= 1.0:
+            raise ConfigError(f"new_fraction must be in (0, 1], got {new_fraction}")
+        data = ConcatDataset([old, new]) if len(old) else new
+        w_old = (1.0 - new_fraction) / max(len(old), 1)
+        weights = torch.tensor([w_old] * len(old) + [new_fraction / len(new)] * len(new))  # (N,)
     generator = torch.Generator().manual_seed(seed)
     sampler = WeightedRandomSampler(weights, samples, replacement=True, generator=generator)
     return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate_frames)
