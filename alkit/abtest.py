@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from torch.utils.data import Dataset, Subset
 
@@ -39,25 +38,24 @@ from alkit.abtables import (
     selection_figure,
     summary_table,
 )
-from alkit.baselines import filter_manifest, manual_curation, metadata_selection, random_selection
 from alkit.batch_summary import batch_summary
 from alkit.data import storage
 from alkit.data.datasets import VirtualFrames
 from alkit.data.versions import DatasetVersion, to_frames_dataset
-from alkit.ensemble import Ensemble, evaluate_model, load_ensemble
+from alkit.ensemble import Ensemble, load_ensemble
 from alkit.errors import ConfigError
+from alkit.evaluation_sets import evaluation_sets, evaluation_table
 from alkit.finetune import retrain
 from alkit.label import LabelledBatch, OracleLabeler
 from alkit.lineage import append_batch, lineage_info
 from alkit.model import DetectorConfig, UNetDetector
 from alkit.score import read_scores, score_pool
-from alkit.select import round_robin_topk
 from alkit.selection_manifest import SelectionManifest
+from alkit.selections import METHODS, pool_frames, select_frames
 from alkit.sim import World, experiment_world
 from alkit.taxonomy import CLASSES
 from alkit.train import CachedFrames, DetectionDataModule, TrainConfig, train_ensemble
 
-METHODS = ("AL", "MANUAL", "RANDOM", "METADATA")
 METRICS = ("wMAP", "mAP_large", "mAP_medium", "AP50", "AP")
 TEST_SETS = ("global", "night_heldout", "night", "manual")
 
@@ -142,30 +140,6 @@ class ABResult:
     figures: dict[str, Path]
 
 
-def class_counts(world: World, frame_ids) -> pd.DataFrame:
-    """Ground-truth objects per class per frame: what a curator sees when watching a drive."""
-    rows = []
-    for fid in frame_ids:
-        labels = world.frame(int(fid)).labels
-        rows.append([int(fid), *np.bincount(labels, minlength=len(CLASSES)).tolist()])
-    return pd.DataFrame(rows, columns=["frame_id", *CLASSES])
-
-
-def _eval_rows(model, dataset: Dataset, method: str, split: int, test_set: str) -> list[tuple]:
-    """One row per class and metric; ``n_gt`` = ground-truth objects the metric averages over
-    (the value is NaN exactly when it is 0)."""
-    table = evaluate_model(model, dataset).table
-    rows = []
-    for cls in table.index:
-        r = table.loc[cls]
-        values = {"wMAP": (r.wMAP, r.n_gt), "mAP_large": (r.AP_large, r.n_large),
-                  "mAP_medium": (r.AP_medium, r.n_medium), "AP50": (r.AP50, r.n_gt),
-                  "AP": (r.AP, r.n_gt)}  # fmt: skip
-        rows += [(method, split, test_set, cls, m, float(v), int(n))
-                 for m, (v, n) in values.items()]  # fmt: skip
-    return rows
-
-
 class ABRun:
     """One A/B run in ``run_dir``; each method is one step of the protocol."""
 
@@ -199,30 +173,18 @@ class ABRun:
     # 2 QUERY ----------------------------------------------------------------------------
     def query(self) -> dict[str, SelectionManifest]:
         c, world = self.config, self.world
-        self.pool = world.manifest(world.segment_frame_ids("pool"))
         # the curator watches whole drives; ``pool_stride`` only thins what the ensemble scores
-        watched = filter_manifest(self.pool, c.pool_filter)
-        night = watched.iloc[:: c.pool_stride]
+        self.pool, watched, night = pool_frames(world, c.pool_filter, c.pool_stride)
         self.log(f"QUERY score {len(night)} pool frames with {len(self.ensemble)} members")
         score_pool(self.ensemble, world, night.frame_id.tolist(), str(self.dir / "scores"),
                    member_hashes=self.ensemble_hashes, progress=self.progress,
                    precision=self.train_config.precision)  # fmt: skip
         scores = read_scores(str(self.dir / "scores")).merge(night, on="frame_id")
         coi = list(c.classes_of_interest)
-        picks = {
-            "AL": round_robin_topk(scores, coi, c.budget, per_session_cap=c.al_session_cap),
-            "MANUAL": manual_curation(
-                watched,
-                lambda ids: class_counts(world, ids),
-                coi,
-                c.budget,
-                c.seed,
-                filters=c.manual_filters,
-                subsequence_length=c.manual_subsequence,
-            ),  # fmt: skip
-            "RANDOM": random_selection(self.pool, c.budget, c.seed),
-            "METADATA": metadata_selection(self.pool, c.budget, c.seed, c.metadata_filters),
-        }
+        picks = select_frames(
+            world, METHODS, c.budget, coi, c.seed, scores, watched, self.pool,
+            c.al_session_cap, c.manual_filters, c.manual_subsequence, c.metadata_filters,
+        )  # fmt: skip
         self.selections = {}
         for method, table in picks.items():
             params = {"budget": c.budget, "classes": coi, "seed": c.seed}
@@ -254,15 +216,6 @@ class ABRun:
         return self.versions
 
     # 5 A/B ------------------------------------------------------------------------------
-    def _test_sets(self) -> dict[str, Dataset]:
-        test = self.world.manifest(self.world.segment_frame_ids("test"))
-        glob = test.frame_id.tolist()[:: self.config.test_stride]
-        night = test[test.time_of_day == "night"].frame_id.tolist()[
-            :: max(1, self.config.test_stride // 2)
-        ]
-        return {"global": CachedFrames(VirtualFrames(self.world, glob)),
-                "night_heldout": CachedFrames(VirtualFrames(self.world, night))}  # fmt: skip
-
     def _new_frames(self, method: str) -> tuple[Dataset, dict[int, int]]:
         sel_ids = set(self.selections[method].frame_ids)
         full = to_frames_dataset(self.versions[method], self.world)
@@ -275,7 +228,7 @@ class ABRun:
         out = self.dir / "ab"
         out.mkdir(exist_ok=True)
         reference: UNetDetector = self.ensemble.members[0]
-        fixed = self._test_sets()
+        fixed = evaluation_sets(self.world, ("global", "night_heldout"), c.test_stride)
         new = {m: self._new_frames(m) for m in METHODS}
         splits = {m: cv_splits(self.selections[m].frame_ids, c.n_splits, c.test_fraction, c.seed)
                   for m in METHODS}  # fmt: skip
@@ -309,10 +262,8 @@ class ABRun:
                         new_fraction=c.new_fraction if c.retrain == "finetune" else None,
                         enable_progress_bar=self.progress,
                     )  # fmt: skip
-                rows = []
-                for name, dataset in sets.items():
-                    rows += _eval_rows(model, dataset, method, s, name)
-                frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "n_gt"])
+                table = evaluation_table(model, sets).assign(method=method, split=s)
+                frame = table[[*RESULT_COLUMNS, "n_gt"]]
                 storage.atomic_write_parquet(frame, str(path))
         results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
                             ignore_index=True)  # fmt: skip
@@ -354,4 +305,4 @@ def run_ab_test(config: ABConfig | dict, run_dir: str | Path, progress: bool = T
     return run.report(run.evaluate())
 
 
-__all__ = ["ABConfig", "ABResult", "ABRun", "class_counts", "run_ab_test"]
+__all__ = ["ABConfig", "ABResult", "ABRun", "run_ab_test"]

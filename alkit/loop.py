@@ -27,7 +27,6 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from alkit.abtest import ABConfig
-from alkit.baselines import filter_manifest
 from alkit.data import storage
 from alkit.data.versions import DatasetVersion, to_frames_dataset
 from alkit.ensemble import load_ensemble
@@ -39,12 +38,11 @@ from alkit.lineage import append_batch
 from alkit.model import DetectorConfig
 from alkit.score import read_scores, score_pool
 from alkit.selection_manifest import SelectionManifest
-from alkit.selections import select_frames
+from alkit.selections import METHODS, pool_frames, select_frames
 from alkit.sim import World
 from alkit.steps import initial_version, make_world
 from alkit.train import CachedFrames, DetectionDataModule, TrainConfig, train_ensemble
 
-METHODS = ("AL", "RANDOM", "MANUAL", "METADATA")
 CURVE_COLUMNS = (
     "method",
     "round",
@@ -133,9 +131,7 @@ def run_rounds(
     data.setup("fit")  # a resumed ensemble trained nothing, so build the data here
     old = data.dataset
     sets = evaluation_sets(world, test_set_names, c.test_stride)
-    pool = world.manifest(world.segment_frame_ids("pool"))
-    watched = filter_manifest(pool, c.pool_filter)  # MANUAL curates whole drives
-    night = watched.iloc[:: c.pool_stride]  # the frames AL scores
+    pool, watched, night = pool_frames(world, c.pool_filter, c.pool_stride)
     oracle = OracleLabeler(world)
     versions = {m: initial_version(world, c.initial_stride) for m in methods}
     taken: dict[str, set[int]] = {m: set() for m in methods}

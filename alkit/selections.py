@@ -13,13 +13,38 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from alkit.abtest import class_counts
-from alkit.baselines import manual_curation, metadata_selection, random_selection
+from alkit.baselines import (
+    filter_manifest,
+    manual_curation,
+    metadata_selection,
+    random_selection,
+)
 from alkit.errors import ConfigError
 from alkit.select import round_robin_topk
+from alkit.taxonomy import CLASSES
 
 METHODS = ("AL", "MANUAL", "RANDOM", "METADATA")
 BASELINES = METHODS[1:]
+
+
+def class_counts(world: Any, frame_ids) -> pd.DataFrame:
+    """Ground-truth objects per class per frame: what a curator sees when watching a drive."""
+    rows = []
+    for fid in frame_ids:
+        labels = world.frame(int(fid)).labels
+        rows.append([int(fid), *np.bincount(labels, minlength=len(CLASSES)).tolist()])
+    return pd.DataFrame(rows, columns=["frame_id", *CLASSES])
+
+
+def pool_frames(
+    world: Any, pool_filter: Mapping | None, pool_stride: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(pool, watched, scored)`` manifests: the whole ``pool`` segment; the frames passing
+    ``pool_filter``, which the MANUAL curator watches as whole drives; and every
+    ``pool_stride``-th of those, which the ensemble scores for AL."""
+    pool = world.manifest(world.segment_frame_ids("pool"))
+    watched = filter_manifest(pool, pool_filter)
+    return pool, watched, watched.iloc[::pool_stride]
 
 
 def select_frames(
@@ -96,4 +121,12 @@ def score_figure(scores: pd.DataFrame, picked: Sequence[int], classes: Sequence[
     return fig
 
 
-__all__ = ["BASELINES", "METHODS", "select_frames", "score_figure", "selection_overview"]
+__all__ = [
+    "BASELINES",
+    "METHODS",
+    "class_counts",
+    "pool_frames",
+    "select_frames",
+    "score_figure",
+    "selection_overview",
+]

@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from alkit.baselines import filter_manifest
 from alkit.data import storage
 from alkit.data.versions import DatasetVersion, load_version
 from alkit.ensemble import load_ensemble
@@ -30,7 +29,7 @@ from alkit.errors import ConfigError
 from alkit.lineage import lineage_info, resolve_version
 from alkit.score import read_scores, score_pool
 from alkit.selection_manifest import SelectionManifest
-from alkit.selections import BASELINES, select_frames
+from alkit.selections import BASELINES, pool_frames, select_frames
 from alkit.sim import World, WorldConfig, experiment_world
 from alkit.train import DetectionDataModule, train_ensemble
 
@@ -211,9 +210,7 @@ def query_step(
     out = Path(out_dir)
     world, ensemble = load_world(world_path), load_ensemble(ensemble_path)
     hashes = [m["sha256"] for m in ensemble.manifest["members"]]
-    pool = world.manifest(world.segment_frame_ids("pool"))
-    watched = filter_manifest(pool, pool_filter)  # MANUAL curates whole drives
-    candidates = watched.iloc[::pool_stride]  # the frames the ensemble scores
+    pool, watched, candidates = pool_frames(world, pool_filter, pool_stride)
     score_pool(
         ensemble,
         world,
