@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -43,7 +43,7 @@ from alkit.data import storage
 from alkit.data.datasets import VirtualFrames
 from alkit.data.versions import DatasetVersion, to_frames_dataset
 from alkit.ensemble import Ensemble, load_ensemble
-from alkit.errors import ConfigError
+from alkit.errors import ConfigError, check_known_fields
 from alkit.evaluation_sets import evaluation_sets, evaluation_table
 from alkit.finetune import retrain
 from alkit.label import LabelledBatch, OracleLabeler
@@ -118,10 +118,7 @@ class ABConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ABConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown ABConfig field(s) {unknown}")
+        check_known_fields(cls, values)
         values = dict(values)
         if "classes_of_interest" in values:
             values["classes_of_interest"] = tuple(values["classes_of_interest"])

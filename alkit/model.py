@@ -21,14 +21,14 @@ first); they are not padded silently, because that would shift the output grid.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from alkit.errors import ConfigError
+from alkit.errors import ConfigError, check_known_fields
 
 #: CenterNet's heatmap bias init: sigmoid(-2.19) ~= 0.1, so early training is not swamped
 #: by the loss on the (many) background cells.
@@ -87,12 +87,7 @@ class DetectorConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectorConfig:
         """Inverse of ``to_dict``; unknown keys raise ``ConfigError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown DetectorConfig field(s) {unknown}; known fields: {sorted(known)}"
-            )
+        check_known_fields(cls, values)
         return cls(**values)
 
 

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from alkit.ensemble import (
     write_manifest,
     write_member_record,
 )
-from alkit.errors import ConfigError, DataError
+from alkit.errors import ConfigError, DataError, check_known_fields
 from alkit.losses import detection_loss
 from alkit.model import DetectorConfig, UNetDetector, decode
 from alkit.targets import collate_targets
@@ -111,10 +111,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of ``to_dict``; unknown keys raise ``ConfigError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
+        check_known_fields(cls, values)
         return cls(**values)
 
     def module_kwargs(self) -> dict[str, Any]:
