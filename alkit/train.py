@@ -8,7 +8,8 @@ only in their seed (initialisation, shuffling, augmentation), each trained by it
     train_ensemble(4, data, model_config, train_config, "runs/ens")
     # one member on 8 GPUs over 2 nodes (DDP); every rank runs the same script:
     torchrun --nnodes 2 --nproc_per_node 4 --rdzv_endpoint HOST:29500 train.py
-    #   -> train_ensemble(..., devices=4, num_nodes=2, strategy="ddp")
+    #   -> train_ensemble(..., devices=4, num_nodes=2, strategy="ddp"), and end the script
+    #      with torch.distributed.destroy_process_group() (else gloo may abort the exit)
     # SLURM: srun --nodes 2 --ntasks-per-node 4 --gpus-per-node 4 python train.py (same call;
     #   Lightning reads the ranks from SLURM's environment)
     # members in parallel, one per GPU: one process per member, e.g. a SLURM array

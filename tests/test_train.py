@@ -245,6 +245,8 @@ if __name__ == "__main__":
     rank = int(os.environ.get("LOCAL_RANK", 0))
     with open(f"{out}/result{rank}.json", "w") as f:
         json.dump({"manifest": str(manifest)}, f)
+    # as a torchrun/SLURM script should: without it gloo's threads may abort the exit
+    torch.distributed.destroy_process_group()
 """
 
 
