@@ -30,13 +30,6 @@ TINY = {"width": 8, "depth": 2, "stride": 4, "head_width": 8}
 STEPS = TrainConfig(max_steps=2, warmup_steps=1)
 QUIET = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False}
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*does not have many workers.*",
-    "ignore:.*smaller than the logging interval.*",
-    "ignore:.*LeafSpec.*",
-    "ignore:.*Total length of .list. across ranks is zero.*",
-)
-
 
 @pytest.fixture(scope="module")
 def world() -> World:

@@ -33,13 +33,6 @@ from alkit.train import (
 TINY = {"width": 8, "depth": 2, "stride": 4, "head_width": 8}
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*does not have many workers.*",
-    "ignore:.*smaller than the logging interval.*",
-    "ignore:.*LeafSpec.*",
-    "ignore:.*Total length of .list. across ranks is zero.*",
-)
-
 
 @pytest.fixture(scope="module")
 def world() -> World:
