@@ -47,12 +47,13 @@ from alkit.errors import ConfigError, check_known_fields
 from alkit.evaluation_sets import evaluation_sets, evaluation_table
 from alkit.finetune import retrain
 from alkit.label import LabelledBatch, OracleLabeler
-from alkit.lineage import append_batch, lineage_info
+from alkit.lineage import append_batch
 from alkit.model import DetectorConfig, UNetDetector
 from alkit.score import read_scores, score_pool
 from alkit.selection_manifest import SelectionManifest
 from alkit.selections import METHODS, pool_frames, select_frames
 from alkit.sim import World, experiment_world
+from alkit.steps import initial_version
 from alkit.taxonomy import CLASSES
 from alkit.train import CachedFrames, DetectionDataModule, TrainConfig, train_ensemble
 
@@ -195,10 +196,7 @@ class ABRun:
     # 3 ANNOTATE + 4 APPEND --------------------------------------------------------------
     def annotate(self) -> dict[str, DatasetVersion]:
         oracle = OracleLabeler(self.world)
-        initial = DatasetVersion.from_frames(
-            [self.world.frame(i) for i in self.initial_ids], world=self.world.config,
-            info=lineage_info(params={"initial_stride": self.config.initial_stride}),
-        )  # fmt: skip
+        initial = initial_version(self.world, self.config.initial_stride)
         root = str(self.dir / "versions")
         self.batches: dict[str, LabelledBatch] = {}
         self.versions: dict[str, DatasetVersion] = {}
