@@ -55,10 +55,10 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job: the seed's A/B test on the embedded world, as the ``ab`` recipe."""
     import pandas as pd
 
-    from alkit.abtables import seed_table
     from alkit.errors import AlkitError
-    from alkit.pipeline import run_recipe
-    from alkit.recipes import parse_assignments
+    from alkit.experiments.tables import seed_table
+    from alkit.workflow.pipeline import run_recipe
+    from alkit.workflow.recipes import parse_assignments
 
     start = time.perf_counter()
     try:
@@ -94,8 +94,8 @@ def _lineage(args: argparse.Namespace) -> int:
     """Print a version's lineage back to the initial set, one block per version."""
     import json
 
+    from alkit.data.lineage import format_lineage, lineage
     from alkit.errors import AlkitError
-    from alkit.lineage import format_lineage, lineage
 
     try:
         chain = lineage(args.root, args.version, verify=args.verify)
@@ -107,10 +107,11 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run a recipe of notebooks with papermill, cached step by step (``alkit.pipeline``)."""
+    """Run a recipe of notebooks with papermill, cached step by step
+    (``alkit.workflow.pipeline``)."""
     from alkit.errors import AlkitError
-    from alkit.pipeline import run_recipe
-    from alkit.recipes import parse_assignments
+    from alkit.workflow.pipeline import run_recipe
+    from alkit.workflow.recipes import parse_assignments
 
     try:
         result = run_recipe(

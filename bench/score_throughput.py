@@ -32,16 +32,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from alkit.data.datasets import VirtualFrames, collate_frames
-from alkit.model import DetectorConfig, UNetDetector
-from alkit.score import EnsembleProbabilities, read_scores, score_pool
+from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.query.score import EnsembleProbabilities, read_scores, score_pool
 from alkit.sim import World, experiment_world
 
 MEMORY_CHILD = r"""
 import resource, sys, tempfile, torch
-from alkit.model import DetectorConfig, UNetDetector
-from alkit.score import score_pool
+from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.query.score import score_pool
 from alkit.sim import World, experiment_world
-from alkit.sim.frame import Frame
+from alkit.data.frames import Frame
 
 class Replay:
     "Serves pre-rendered world frames cyclically under any frame id."

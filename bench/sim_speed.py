@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from alkit.model import DetectorConfig, UNetDetector
+from alkit.detector.network import DetectorConfig, UNetDetector
 from alkit.sim import World, experiment_world
 
 MEMBERS = 8

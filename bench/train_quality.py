@@ -22,11 +22,11 @@ import warnings
 from pathlib import Path
 
 from alkit.data.datasets import VirtualFrames
-from alkit.ensemble import evaluate_model
-from alkit.evaluate import EvalResult
-from alkit.model import DetectorConfig
+from alkit.detector.network import DetectorConfig
+from alkit.ensemble.store import evaluate_model
+from alkit.ensemble.train import DetectionDataModule, DetectorModule, TrainConfig, train_member
+from alkit.evaluate.metrics import EvalResult
 from alkit.sim import World, experiment_world
-from alkit.train import DetectionDataModule, DetectorModule, TrainConfig, train_member
 
 # -- settings (override on the command line as key=value) -----------------------------------
 world_seed = 0

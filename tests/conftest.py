@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import torch
 
-from alkit.pipeline import RunResult, run_recipe
+from alkit.workflow.pipeline import RunResult, run_recipe
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from alkit.sim.frame import Frame, FrameMeta
+from alkit.data.frames import Frame, FrameMeta
 
 H, W = 48, 80
 

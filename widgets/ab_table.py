@@ -6,7 +6,7 @@ Input is tidy, one row per (method, class, metric)::
 
 Metric names ending in ``%`` are relative improvements over REFERENCE in percent (e.g.
 ``"wMAP Δ%"``); others are absolute values (``"mAP_large"``). ``ab_tidy_from_summary``
-turns ``alkit.abtables.summary_table`` output into this shape.
+turns ``alkit.experiments.tables.summary_table`` output into this shape.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pandas as pd
 import traitlets
 from matplotlib.figure import Figure
 
-from alkit.abtables import METHOD_COLORS, METHOD_ORDER, REFERENCE
 from alkit.errors import ConfigError
+from alkit.experiments.tables import METHOD_COLORS, METHOD_ORDER, REFERENCE
 
 from .render import figure_to_png
 
@@ -208,7 +208,7 @@ def ab_tidy_from_summary(
     metrics: Sequence[str] = ("wMAP", "mAP_large", "mAP_medium"),
     relative: Sequence[str] = ("wMAP",),
 ) -> pd.DataFrame:
-    """``alkit.abtables.summary_table`` output -> the tidy frame ``ABTable`` takes.
+    """``alkit.experiments.tables.summary_table`` output -> the tidy frame ``ABTable`` takes.
 
     Metrics in ``relative`` become ``"<metric> Δ%"`` = 100 x relative mean / std over splits
     (REFERENCE left out); the others keep their absolute ``value_mean`` / ``value_std``.

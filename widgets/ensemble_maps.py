@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from alkit.acquisition import check_probabilities, mutual_information
+from alkit.data.classes import CLASSES
+from alkit.data.frames import Frame
+from alkit.detector.inference import prepare_for_inference
+from alkit.detector.network import DetectorOutput, UNetDetector, decode
 from alkit.errors import ConfigError
-from alkit.inference import prepare_for_inference
-from alkit.model import DetectorOutput, UNetDetector, decode
-from alkit.sim.frame import Frame
-from alkit.taxonomy import CLASSES
+from alkit.query.acquisition import check_probabilities, mutual_information
 
 
 @dataclass(frozen=True)

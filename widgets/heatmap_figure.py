@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from alkit.data.classes import CLASSES
 from alkit.sim.montage import CLASS_COLORS
-from alkit.taxonomy import CLASSES
 
 from .render import DPI, as_rgb_uint8
 

@@ -19,8 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from alkit.data.classes import CLASSES
 from alkit.errors import ConfigError
-from alkit.taxonomy import CLASSES
 
 from .ensemble_maps import EnsembleMaps
 from .heatmap_figure import Boxes, heatmap_figure

@@ -17,8 +17,8 @@ import pandas as pd
 import traitlets
 from matplotlib.figure import Figure
 
-from alkit.abtables import METHOD_COLORS, METHOD_ORDER
 from alkit.errors import ConfigError
+from alkit.experiments.tables import METHOD_COLORS, METHOD_ORDER
 
 from .render import figure_to_png
 

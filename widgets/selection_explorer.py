@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from alkit.abtables import METHOD_COLORS, METHOD_ORDER
+from alkit.data.classes import CLASSES
 from alkit.errors import ConfigError
-from alkit.taxonomy import CLASSES
+from alkit.experiments.tables import METHOD_COLORS, METHOD_ORDER
 
 from .render import array_to_png
 
@@ -84,7 +84,7 @@ class SelectionExplorer(widgets.VBox):
         selections: one row per (method, frame): ``frame_id``, ``method``, ``session_id``,
             ``time_of_day`` and a numeric score column per class.
         image_fn: ``frame_id -> (H, W, 3)`` uint8 image (thumbnails are made and cached here).
-        classes: score columns (default: the ``alkit.taxonomy.CLASSES`` present).
+        classes: score columns (default: the ``alkit.data.classes.CLASSES`` present).
         viewer: a ``HeatmapViewer`` holding every frame of the table; opening a frame sets
             its ``frame_id``.
         on_open: called with the frame id when a thumbnail's button is clicked.

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from alkit.data import storage
+from alkit.data.classes import CLASSES
 from alkit.errors import DataError
-from alkit.taxonomy import CLASSES
 
 #: Boxes may stick out of the image by this much (px) before they count as out of bounds.
 BOX_TOLERANCE = 0.5

@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import Dataset
 
 from alkit.data import storage
+from alkit.data.classes import CLASSES
 from alkit.data.coco import load_coco, read_image
+from alkit.data.frames import Frame
 from alkit.errors import DataError
-from alkit.sim.frame import Frame
-from alkit.taxonomy import CLASSES
 
 SIM_PREFIX = "sim:"
 

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from pandas.api.types import is_integer_dtype
 
 from alkit.data import storage
+from alkit.data.frames import META_FIELDS
 from alkit.errors import DataError
-from alkit.sim.frame import META_FIELDS
 
 #: Rows per Parquet row group: the granularity at which filters skip data.
 ROW_GROUP_SIZE = 65_536

@@ -18,10 +18,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from alkit.data import storage
+from alkit.data.classes import CLASSES
 from alkit.data.coco import CocoRecord, encode_png, frames_to_coco, parse_coco
 from alkit.data.datasets import FrameSource
 from alkit.errors import ConfigError, DataError
-from alkit.taxonomy import CLASSES
 
 IMAGES_DIR = "images"
 INSTANCES_PATH = "annotations/instances.json"

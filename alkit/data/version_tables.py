@@ -20,8 +20,8 @@ from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype, is
 
 from alkit.data.coco import BOX_TOLERANCE
 from alkit.data.datasets import SIM_PREFIX
+from alkit.data.frames import META_FIELDS
 from alkit.errors import ConfigError, DataError
-from alkit.sim.frame import META_FIELDS
 
 FORMAT = 1
 FRAME_COLUMNS: tuple[str, ...] = ("frame_id", "image_uri", "height", "width")

@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 
 from alkit.data import storage
+from alkit.data.classes import CLASSES
 from alkit.data.coco import load_coco
 from alkit.data.datasets import SIM_PREFIX, FrameSource, VersionFrames, default_images_root
+from alkit.data.frames import Frame
 from alkit.data.version_tables import (
     BOX_COLUMNS,
     FORMAT,
@@ -41,8 +43,6 @@ from alkit.data.version_tables import (
     world_dict,
 )
 from alkit.errors import ConfigError, DataError, IntegrityError
-from alkit.sim.frame import Frame
-from alkit.taxonomy import CLASSES
 
 
 def sim_uri(frame_id: int) -> str:

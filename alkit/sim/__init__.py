@@ -1,5 +1,6 @@
 """The synthetic driving world: sessions of frames generated on demand, deterministically."""
 
+from alkit.data.frames import META_FIELDS, Frame, FrameMeta
 from alkit.sim.config import (
     PROFILE_SIZES,
     ROUTES,
@@ -9,7 +10,6 @@ from alkit.sim.config import (
     WorldConfig,
     experiment_world,
 )
-from alkit.sim.frame import META_FIELDS, Frame, FrameMeta
 from alkit.sim.world import World
 
 __all__ = [

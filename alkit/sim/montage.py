@@ -8,8 +8,8 @@ matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from alkit.sim.frame import Frame  # noqa: E402
-from alkit.taxonomy import CLASSES  # noqa: E402
+from alkit.data.classes import CLASSES  # noqa: E402
+from alkit.data.frames import Frame  # noqa: E402
 
 CLASS_COLORS = {
     "car": "#4cc9f0",

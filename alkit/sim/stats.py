@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import pandas as pd
 from tqdm.auto import tqdm
 
+from alkit.data.classes import CLASSES, SizeBuckets
 from alkit.sim.world import World
-from alkit.taxonomy import CLASSES, SizeBuckets
 
 
 def box_table(world: World, frame_ids: Iterable[int], progress: bool = False) -> pd.DataFrame:

@@ -12,9 +12,9 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 
+from alkit.data.frames import Frame, FrameMeta
 from alkit.errors import DataError
 from alkit.sim.config import WorldConfig
-from alkit.sim.frame import Frame, FrameMeta
 from alkit.sim.lighting import Camera, road_layout
 from alkit.sim.render import SessionScene, render, session_scene
 from alkit.sim.scene import (

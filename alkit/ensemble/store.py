@@ -1,0 +1,400 @@
+"""Ensemble manifests and loading: N detector checkpoints that differ only in their seed.
+
+``alkit.ensemble.train.train_ensemble`` writes, in its ``out_dir``::
+
+    member_00.ckpt  member_00.json   one Lightning checkpoint + record per member
+    member_01.ckpt  member_01.json
+    ...
+    ensemble.json                    the manifest: every member's record, in index order
+
+A member record holds the checkpoint's path (relative to the manifest's folder, or absolute),
+its sha256, the seed, the model config, the train config, the data fingerprint (dataset
+version hash, or world config hash + frame count + sha256 of the frame ids) and the classes.
+``load_ensemble`` checks every checkpoint's sha256 against the manifest and every member's
+architecture against member 0, as read from the checkpoint itself (its saved
+hyperparameters), before any weights are used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from alkit.data import storage
+from alkit.data.classes import CLASSES
+from alkit.data.coco import coco_annotation
+from alkit.data.datasets import collate_frames
+from alkit.data.storage import file_sha256
+from alkit.detector.network import Detections, DetectorConfig, DetectorOutput, UNetDetector, decode
+from alkit.errors import ConfigError, DataError, IntegrityError
+from alkit.evaluate.metrics import EvalResult, detections_to_coco, evaluate_detections
+
+MANIFEST_NAME = "ensemble.json"
+FORMAT = 1
+#: Fields every member must agree on (beyond the architecture, checked field by field).
+SHARED_FIELDS = ("classes", "train_config", "data")
+
+
+def member_name(index: int) -> str:
+    """File stem of member ``index``: ``member_00``."""
+    return f"member_{index:02d}"
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """One trained member, as recorded in ``member_XX.json`` and in the manifest.
+
+    ``checkpoint`` is relative to the folder of the record (or absolute); ``metrics`` (final
+    logged losses, training time) are informative only.
+    """
+
+    index: int
+    seed: int
+    checkpoint: str
+    sha256: str
+    model_config: dict[str, Any]
+    train_config: dict[str, Any]
+    data: dict[str, Any]
+    classes: tuple[str, ...]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {**asdict(self), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "member record") -> MemberRecord:
+        """Inverse of ``to_dict``; a missing field raises ``DataError`` naming it."""
+        try:
+            return cls(
+                index=int(values["index"]),
+                seed=int(values["seed"]),
+                checkpoint=str(values["checkpoint"]),
+                sha256=str(values["sha256"]),
+                model_config=dict(values["model_config"]),
+                train_config=dict(values["train_config"]),
+                data=dict(values["data"]),
+                classes=tuple(values["classes"]),
+                metrics=dict(values.get("metrics") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{where}: missing or malformed field {err}") from None
+
+
+def write_member_record(out_dir: str | os.PathLike, record: MemberRecord) -> Path:
+    """Write ``<out_dir>/member_XX.json`` atomically; returns its path."""
+    path = Path(out_dir) / f"{member_name(record.index)}.json"
+    storage.atomic_write_json(str(path), record.to_dict())
+    return path
+
+
+def read_member_record(out_dir: str | os.PathLike, index: int) -> MemberRecord | None:
+    """The record of member ``index`` if it and its checkpoint exist with a matching sha256,
+    else ``None`` (not trained yet, or interrupted)."""
+    path = Path(out_dir) / f"{member_name(index)}.json"
+    if not path.exists():
+        return None
+    record = MemberRecord.from_dict(storage.read_json(str(path)), where=str(path))
+    checkpoint = Path(out_dir) / record.checkpoint
+    if not checkpoint.exists() or file_sha256(checkpoint) != record.sha256:
+        return None
+    return record
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return key
+    return None
+
+
+def check_same_architecture(first: MemberRecord, record: MemberRecord, name: str) -> None:
+    """Raise ``ConfigError`` naming ``name`` (the member) and the first ``model_config``
+    field in which ``record`` differs from ``first``."""
+    key = _first_difference(first.model_config, record.model_config)
+    if key is not None:
+        raise ConfigError(
+            f"{name} has model_config field {key!r} = {record.model_config.get(key)!r}, "
+            f"member {first.index} has {first.model_config.get(key)!r}; all members need "
+            "the same architecture"
+        )
+
+
+def check_compatible(records: Sequence[MemberRecord]) -> None:
+    """Raise ``ConfigError`` unless all records share model config, classes, train config
+    (seed aside) and data; the message names the member and the first differing field."""
+    first = records[0]
+    for record in records[1:]:
+        name = f"ensemble member {record.index} ({record.checkpoint})"
+        check_same_architecture(first, record, name)
+        for what in SHARED_FIELDS:
+            mine, theirs = getattr(record, what), getattr(first, what)
+            if mine != theirs:
+                key = _first_difference(mine, theirs) if isinstance(mine, dict) else None
+                detail = f" field {key!r}" if key else ""
+                raise ConfigError(
+                    f"{name} differs from member {first.index} in {what}{detail}: "
+                    f"{mine.get(key) if key else mine!r} vs {theirs.get(key) if key else theirs!r}"
+                )
+
+
+def write_manifest(out_dir: str | os.PathLike, records: Sequence[MemberRecord]) -> Path:
+    """Write ``<out_dir>/ensemble.json`` (atomically) for ``records``; returns its path.
+
+    Raises:
+        ConfigError: no records, duplicate indices, or members that differ in anything but
+            their seed (see ``check_compatible``).
+    """
+    if not records:
+        raise ConfigError("an ensemble needs at least one member")
+    records = sorted(records, key=lambda r: r.index)
+    indices = [r.index for r in records]
+    if len(set(indices)) != len(indices):
+        raise ConfigError(f"duplicate member indices {indices}")
+    check_compatible(records)
+    first = records[0]
+    manifest = {
+        "format": FORMAT,
+        "n_members": len(records),
+        "classes": list(first.classes),
+        "model_config": first.model_config,
+        "train_config": first.train_config,
+        "data": first.data,
+        "members": [r.to_dict() for r in records],
+    }
+    path = Path(out_dir) / MANIFEST_NAME
+    storage.atomic_write_json(str(path), manifest)
+    return path
+
+
+class Ensemble(nn.Module):
+    """M detectors in eval mode with one architecture; ``forward`` is ``forward_probs``.
+
+    Attributes:
+        members: ``nn.ModuleList`` of ``UNetDetector``.
+        config: their shared ``DetectorConfig``.
+        classes: class names of the heatmap channels.
+        seeds: each member's training seed.
+        manifest: the parsed ``ensemble.json``.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[UNetDetector],
+        classes: Sequence[str],
+        seeds: Sequence[int] = (),
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an Ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config: DetectorConfig = members[0].config
+        self.classes = tuple(classes)
+        self.seeds = tuple(int(s) for s in seeds)
+        self.manifest = manifest or {}
+        self.eval()
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @torch.inference_mode()
+    def forward_probs(self, images: Tensor) -> Tensor:
+        """``images (B, 3, H, W)`` in [0, 1] -> per-member sigmoid heatmaps
+        ``(M, B, C, H/s, W/s)``, float32 in [0, 1]."""
+        device = next(self.parameters()).device
+        images = images.to(device=device, dtype=torch.float32)  # (B, 3, H, W)
+        return torch.stack(
+            [torch.sigmoid(m(images).heatmap_logits.float()) for m in self.members]
+        )  # (M, B, C, h, w)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.forward_probs(images)
+
+    @torch.inference_mode()
+    def mean_output(self, images: Tensor) -> DetectorOutput:
+        """The ensemble as one detector: logit of the members' mean heatmap probability,
+        mean size and offset maps (for ``decode`` / ``predict_coco``)."""
+        device = next(self.parameters()).device
+        outputs = [m(images.to(device=device, dtype=torch.float32)) for m in self.members]
+        probs = torch.stack([torch.sigmoid(o.heatmap_logits.float()) for o in outputs])
+        return DetectorOutput(
+            heatmap_logits=torch.logit(probs.mean(0), eps=1e-6),  # (B, C, h, w)
+            size=torch.stack([o.size.float() for o in outputs]).mean(0),  # (B, 2, h, w)
+            offset=torch.stack([o.offset.float() for o in outputs]).mean(0),  # (B, 2, h, w)
+        )
+
+
+def _load_checkpoint(path: Path, map_location: Any) -> dict[str, Any]:
+    try:
+        # The file's sha256 was checked against the manifest first; Lightning checkpoints
+        # pickle their hyperparameters, so weights_only=False (load only trusted manifests).
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise IntegrityError(f"{path}: not a readable checkpoint ({err})") from None
+
+
+def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -> Ensemble:
+    """Load the members listed in an ``ensemble.json``, verified.
+
+    Every checkpoint's sha256 must match the manifest; each member's architecture
+    (``model_config``) and ``classes`` are read from the checkpoint's saved hyperparameters
+    and must equal member 0's.
+
+    Raises:
+        IntegrityError: a checkpoint is missing, unreadable or its content hash differs
+            (the message names the file).
+        ConfigError: a member's architecture or classes differ (names the member and field).
+    """
+    manifest_path = Path(manifest_path)
+    manifest = storage.read_json(str(manifest_path))
+    if not isinstance(manifest, dict) or not manifest.get("members"):
+        raise DataError(f"{manifest_path}: no 'members' list (not an ensemble manifest)")
+    records = [
+        MemberRecord.from_dict(entry, where=f"{manifest_path} member {i}")
+        for i, entry in enumerate(manifest["members"])
+    ]
+    models, loaded = [], []
+    for record in records:
+        path = manifest_path.parent / record.checkpoint  # absolute paths stay absolute
+        if not path.exists():
+            raise IntegrityError(f"checkpoint {path} of ensemble member {record.index} is missing")
+        digest = file_sha256(path)
+        if digest != record.sha256:
+            raise IntegrityError(
+                f"checkpoint {path} (member {record.index}) has sha256 {digest[:16]}..., the "
+                f"manifest records {record.sha256[:16]}...: the file was modified or corrupted; "
+                "restore it or retrain that member"
+            )
+        checkpoint = _load_checkpoint(path, map_location)
+        hparams = checkpoint.get("hyper_parameters") or {}
+        # the checkpoint's own hyperparameters decide, whatever the manifest says
+        record = replace(
+            record,
+            model_config=dict(hparams.get("model_config") or record.model_config),
+            classes=tuple(hparams.get("classes") or record.classes),
+        )
+        if loaded:
+            first, name = loaded[0], f"ensemble member {record.index} ({path.name})"
+            check_same_architecture(first, record, name)
+            if record.classes != first.classes:
+                raise ConfigError(
+                    f"{name} has field 'classes' = {list(record.classes)}, member "
+                    f"{first.index} has {list(first.classes)}"
+                )
+        loaded.append(record)
+        model = UNetDetector(DetectorConfig.from_dict(record.model_config))
+        state = {
+            k.removeprefix("model."): v
+            for k, v in checkpoint["state_dict"].items()
+            if k.startswith("model.")
+        }
+        model.load_state_dict(state)
+        models.append(model)
+    return Ensemble(models, loaded[0].classes, [r.seed for r in loaded], manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# prediction and evaluation (single detectors and ensembles)
+
+
+def _outputs(model: Any) -> tuple[nn.Module, Callable[[Tensor], DetectorOutput], int]:
+    """``(module, images -> DetectorOutput, stride)`` for a ``UNetDetector``, a
+    ``DetectorModule`` (its ``.model``) or an ``Ensemble`` (its ``mean_output``)."""
+    if isinstance(model, Ensemble):
+        return model, model.mean_output, model.config.stride
+    detector = getattr(model, "model", model)
+    if not isinstance(detector, UNetDetector):
+        raise ConfigError(
+            f"expected a UNetDetector, DetectorModule or Ensemble, got {type(model).__name__}"
+        )
+    return detector, detector, detector.config.stride
+
+
+def _predictions(
+    model: Any, dataset: Dataset, batch_size: int, threshold: float, k: int, num_workers: int
+) -> Iterator[tuple[dict, list[Detections]]]:
+    """Yield ``(batch, detections)`` over ``dataset`` in eval mode, without gradients."""
+    module, forward, stride = _outputs(model)
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_frames
+    )
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                output = forward(batch["image"].to(device))  # maps (B, ., h, w)
+                yield batch, decode(output, stride, k, threshold)
+    finally:
+        module.train(was_training)
+
+
+def predict_coco(
+    model: Any,
+    dataset: Dataset,
+    batch_size: int = 32,
+    threshold: float = 0.01,
+    k: int = 100,
+    classes: Sequence[str] = CLASSES,
+    num_workers: int = 0,
+) -> list[dict[str, Any]]:
+    """Detections of ``model`` (``UNetDetector``, ``DetectorModule`` or ``Ensemble``) on every
+    frame of ``dataset`` as COCO result dicts (``image_id`` = frame id, ``category_id`` =
+    label + 1, ``bbox`` xywh px, ``score``); at most ``k`` per frame, score >= ``threshold``."""
+    results: list[dict[str, Any]] = []
+    for batch, detections in _predictions(model, dataset, batch_size, threshold, k, num_workers):
+        results.extend(detections_to_coco(batch["frame_id"].tolist(), detections, classes))
+    return results
+
+
+def _gt_coco(frames: list[tuple[int, Tensor, Tensor, int, int]], classes: Sequence[str]) -> dict:
+    """COCO ground truth from ``(frame_id, boxes (N, 4), labels (N,), height, width)``."""
+    images, annotations = [], []
+    for frame_id, boxes, labels, height, width in frames:
+        images.append({"id": frame_id, "height": height, "width": width})
+        for xywh, label in zip(boxes.tolist(), labels.tolist(), strict=True):
+            annotations.append(coco_annotation(len(annotations) + 1, frame_id, label, xywh))
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(classes)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def evaluate_model(
+    model: Any,
+    dataset: Dataset,
+    ground_truth: dict[str, Any] | str | os.PathLike | None = None,
+    batch_size: int = 32,
+    threshold: float = 0.01,
+    k: int = 100,
+    classes: Sequence[str] = CLASSES,
+    num_workers: int = 0,
+    **eval_kwargs: Any,
+) -> EvalResult:
+    """COCO AP per class and size bucket (``alkit.evaluate.metrics``) of ``model`` on ``dataset``.
+
+    The ground truth is ``ground_truth`` (COCO dict or path) if given, else the dataset's own
+    boxes, collected in the same pass as the predictions (each frame is generated once).
+    ``eval_kwargs`` go to ``evaluate_detections`` (``size_buckets``, ``iou_thresholds``,
+    ``weights``).
+    """
+    results: list[dict[str, Any]] = []
+    frames: list[tuple[int, Tensor, Tensor, int, int]] = []
+    for batch, detections in _predictions(model, dataset, batch_size, threshold, k, num_workers):
+        ids = batch["frame_id"].tolist()
+        results.extend(detections_to_coco(ids, detections, classes))
+        height, width = batch["image"].shape[-2:]
+        frames.extend(
+            (fid, boxes, labels, int(height), int(width))
+            for fid, boxes, labels in zip(ids, batch["boxes"], batch["labels"], strict=True)
+        )
+    if ground_truth is None:
+        ground_truth = _gt_coco(frames, classes)
+    return evaluate_detections(ground_truth, results, classes=classes, **eval_kwargs)

@@ -1,0 +1,154 @@
+"""Named test sets of the experiment world and per-class evaluation tables for notebooks.
+
+Test sets (frames of the world's ``test`` segment, never labelled or selected):
+
+- ``global``: every ``test_stride``-th test frame (mostly day, like the seed's global set);
+- ``night_heldout``: every ``max(1, test_stride // 2)``-th night test frame.
+
+Evaluation rows are tidy: ``test_set | class | metric | value | n_gt`` with ``metric`` in
+``wMAP``, ``mAP_large``, ``mAP_medium``, ``AP50``, ``AP`` and ``n_gt`` the ground-truth objects
+the metric averages over (``value`` is NaN exactly when ``n_gt`` is 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from torch.utils.data import Dataset
+
+from alkit.data import storage
+from alkit.data.datasets import VirtualFrames
+from alkit.ensemble.store import Ensemble, evaluate_model, load_ensemble
+from alkit.ensemble.train import CachedFrames
+from alkit.errors import ConfigError
+from alkit.workflow.steps import load_world
+
+TEST_SETS = ("global", "night_heldout")
+#: metric name -> (column of ``EvalResult.table``, its ground-truth count column)
+METRICS = {
+    "wMAP": ("wMAP", "n_gt"),
+    "mAP_large": ("AP_large", "n_large"),
+    "mAP_medium": ("AP_medium", "n_medium"),
+    "AP50": ("AP50", "n_gt"),
+    "AP": ("AP", "n_gt"),
+}
+COLUMNS = ("test_set", "class", "metric", "value", "n_gt")
+
+
+def evaluation_set_ids(world: Any, name: str, test_stride: int = 4) -> list[int]:
+    """Frame ids of the named test set (see the module docstring)."""
+    if name not in TEST_SETS:
+        raise ConfigError(f"unknown test set {name!r}; choose from {list(TEST_SETS)}")
+    if test_stride < 1:
+        raise ConfigError(f"test_stride must be >= 1, got {test_stride}")
+    test = world.manifest(world.segment_frame_ids("test"))
+    if name == "global":
+        return test.frame_id.tolist()[::test_stride]
+    return test[test.time_of_day == "night"].frame_id.tolist()[:: max(1, test_stride // 2)]
+
+
+def evaluation_sets(
+    world: Any, names: Sequence[str] = TEST_SETS, test_stride: int = 4
+) -> dict[str, Dataset]:
+    """The named test sets, rendered once and held in memory (``CachedFrames``)."""
+    if isinstance(names, str) or not names:
+        raise ConfigError(f"test set names must be a non-empty list, got {names!r}")
+    ids = {name: evaluation_set_ids(world, name, test_stride) for name in names}
+    return {name: CachedFrames(VirtualFrames(world, i)) for name, i in ids.items()}
+
+
+def model_of(ensemble: Ensemble, member: int = -1) -> Any:
+    """``member = -1``: the ensemble as one detector (mean heatmaps); else that member."""
+    if member == -1:
+        return ensemble
+    if not 0 <= member < len(ensemble):
+        raise ConfigError(f"member {member} is not in the ensemble (0..{len(ensemble) - 1}, or -1)")
+    return ensemble.members[member]
+
+
+def evaluation_rows(model: Any, dataset: Dataset, batch_size: int = 32) -> pd.DataFrame:
+    """COCO metrics of ``model`` on ``dataset``: ``class | metric | value | n_gt``."""
+    table = evaluate_model(model, dataset, batch_size=batch_size).table
+    rows = [
+        (cls, metric, float(table.at[cls, column]), int(table.at[cls, count]))
+        for cls in table.index
+        for metric, (column, count) in METRICS.items()
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS[1:]))
+
+
+def evaluation_table(model: Any, sets: Mapping[str, Dataset], batch_size: int = 32) -> pd.DataFrame:
+    """``evaluation_rows`` on every test set, with a ``test_set`` column first."""
+    parts = [evaluation_rows(model, d, batch_size).assign(test_set=n) for n, d in sets.items()]
+    return pd.concat(parts, ignore_index=True)[list(COLUMNS)]
+
+
+def per_class_table(
+    evaluation: pd.DataFrame, metrics: Sequence[str] = ("wMAP", "mAP_large", "mAP_medium")
+) -> pd.DataFrame:
+    """Wide view: rows = classes, columns = (test set, metric)."""
+    part = evaluation[evaluation.metric.isin(metrics)]
+    wide = part.pivot_table(
+        index="class", columns=["test_set", "metric"], values="value", sort=False, dropna=False
+    )
+    return wide.reindex(columns=[(t, m) for t in dict.fromkeys(part.test_set) for m in metrics])
+
+
+def evaluation_figure(evaluation: pd.DataFrame, metric: str = "wMAP") -> Figure:
+    """Grouped bars of ``metric`` per class, one bar per test set."""
+    part = evaluation[evaluation.metric == metric]
+    if part.empty:
+        raise ConfigError(
+            f"no rows for metric {metric!r}; have {sorted(evaluation.metric.unique())}"
+        )
+    classes, sets = list(dict.fromkeys(part["class"])), list(dict.fromkeys(part.test_set))
+    fig = Figure(figsize=(1.6 + 1.3 * len(classes), 3.0))
+    ax = fig.subplots()
+    width = 0.8 / len(sets)
+    for i, name in enumerate(sets):
+        values = part[part.test_set == name].set_index("class").value.reindex(classes)
+        x = np.arange(len(classes)) + (i - (len(sets) - 1) / 2) * width
+        ax.bar(x, values.to_numpy(), width, label=name)
+    ax.set_xticks(np.arange(len(classes)), classes, rotation=15)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# 05 EVALUATE ----------------------------------------------------------------------------------
+def evaluate_step(
+    out_dir: str | Path,
+    world_path: str,
+    ensemble_path: str,
+    member: int = -1,
+    test_set_names: Sequence[str] = ("global", "night_heldout"),
+    test_stride: int = 4,
+    batch_size: int = 32,
+) -> pd.DataFrame:
+    """EVALUATE the ensemble (``member=-1``: mean heatmaps, as one detector) or one member on
+    the named test sets; writes and returns the tidy ``evaluation.csv``."""
+    world = load_world(world_path)
+    sets = evaluation_sets(world, test_set_names, test_stride)
+    table = evaluation_table(model_of(load_ensemble(ensemble_path), member), sets, batch_size)
+    storage.atomic_write_text(str(Path(out_dir) / "evaluation.csv"), table.to_csv(index=False))
+    return table
+
+
+__all__ = [
+    "METRICS",
+    "TEST_SETS",
+    "evaluate_step",
+    "evaluation_figure",
+    "evaluation_rows",
+    "evaluation_table",
+    "model_of",
+    "per_class_table",
+    "evaluation_set_ids",
+    "evaluation_sets",
+]

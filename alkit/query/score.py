@@ -1,0 +1,349 @@
+"""Scoring a pool of any size: stream frames, run every member, write per-class score shards.
+
+The pool's frame ids are cut into fixed shards of ``shard_size`` frames. Each finished shard
+is one Parquet file ``<out>/shard-000123.parquet`` (written to a temporary name, then
+renamed), so:
+
+* memory holds one shard's rows at a time, whatever the pool's size;
+* an interrupted run resumes: rerunning the same call skips the shards already on disk and
+  redoes only the unfinished one; no frame is lost or scored twice;
+* several processes share the work: under Lightning DDP rank ``r`` of ``n`` scores the
+  shards ``i`` with ``i % n == r`` and writes its own files. ``read_scores`` merges them.
+
+Run on several GPUs: ``score_pool(..., accelerator="gpu", devices=4, strategy="ddp")``, or
+launch the same script with ``torchrun --nproc_per_node 4`` / ``srun`` (Lightning reads the
+environment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from alkit.data import storage
+from alkit.data.classes import CLASSES
+from alkit.data.datasets import VirtualFrames, collate_frames
+from alkit.detector.inference import prepare_for_inference
+from alkit.errors import ConfigError, DataError
+from alkit.query.acquisition import (
+    check_probabilities,
+    detection_entropy,
+    entropy_of_mean,
+    frame_scores,
+    mutual_information,
+)
+
+PLAN_FILE = "_plan.json"
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:06d}.parquet"
+
+
+#: (prediction key, column suffix) of every score a shard holds per class.
+SCORE_KINDS = (("mean", ""), ("max", "__max"), ("entropy", "__entropy"), ("boxes", "__boxes"))
+
+
+def score_columns(classes: Sequence[str]) -> list[str]:
+    """Columns of a score shard after ``frame_id``: per class, mean MI (named by the class,
+    the seed's score), max MI (``<class>__max``), mean predictive entropy
+    (``<class>__entropy``) and the box-based detection entropy (``<class>__boxes``, see
+    ``alkit.query.acquisition.detection_entropy``)."""
+    return [f"{c}{suffix}" for _, suffix in SCORE_KINDS for c in classes]
+
+
+class EnsembleProbabilities(nn.Module):
+    """Runs every member on a batch: ``[B, 3, H, W]`` -> sigmoid maps ``[M, B, C, h, w]``.
+
+    With ``fast=True`` the members are copies prepared for inference (BatchNorm folded,
+    channels-last; see ``alkit.detector.inference``): same outputs up to float rounding, faster.
+    """
+
+    def __init__(self, members: Sequence[nn.Module], fast: bool = True):
+        super().__init__()
+        members = list(getattr(members, "members", members))
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.fast = fast
+        prepared = [prepare_for_inference(m) if fast else m.eval() for m in members]
+        self.members = nn.ModuleList(prepared)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            images = images.contiguous(memory_format=torch.channels_last)
+        logits = [m(images).heatmap_logits.float() for m in self.members]  # M x [B, C, h, w]
+        return torch.sigmoid(torch.stack(logits))  # [M, B, C, h, w]
+
+
+class MCDropout(nn.Module):
+    """MC-dropout as an ensemble: ``passes`` stochastic forward passes of one model.
+
+    The model needs ``dropout > 0`` in its config; BatchNorm stays in eval mode, only the
+    dropout layers sample. ``[B, 3, H, W]`` -> ``[T, B, C, h, w]``.
+    """
+
+    def __init__(self, model: nn.Module, passes: int = 8, seed: int = 0):
+        super().__init__()
+        if getattr(getattr(model, "config", None), "dropout", 0.0) <= 0:
+            raise ConfigError("MC-dropout needs a model trained with DetectorConfig.dropout > 0")
+        if passes < 2:
+            raise ConfigError(f"MC-dropout needs at least 2 passes, got {passes}")
+        self.model = model.eval()
+        self.passes, self.seed = passes, seed
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.model.head_dropout.train()
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)  # the same masks for every batch: reproducible scores
+        try:
+            logits = [self.model(images).heatmap_logits.float() for _ in range(self.passes)]
+        finally:
+            torch.random.set_rng_state(generator_state)
+            self.model.head_dropout.eval()
+        return torch.sigmoid(torch.stack(logits))  # [T, B, C, h, w]
+
+
+def as_probability_model(members) -> nn.Module:
+    """An ``MCDropout`` stays as it is; members (a list or an ``Ensemble``) become an
+    ``EnsembleProbabilities``."""
+    return members if isinstance(members, MCDropout) else EnsembleProbabilities(members)
+
+
+def mi_heatmaps(members: Sequence[nn.Module], images: torch.Tensor) -> torch.Tensor:
+    """Mutual-information maps for display: ``[B, 3, H, W]`` -> ``[B, C, h, w]`` nats."""
+    with torch.inference_mode():
+        return mutual_information(as_probability_model(members)(images))
+
+
+class ScoringModule(L.LightningModule):
+    """Lightning wrapper whose ``predict_step`` turns a batch into per-class frame scores."""
+
+    def __init__(self, members: Sequence[nn.Module], classes: Sequence[str] = CLASSES):
+        super().__init__()
+        self.ensemble = as_probability_model(members)
+        self.classes = list(classes)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        ids = batch["frame_id"]  # [B]
+        probs = self.ensemble(batch["image"])  # [M, B, C, h, w]
+        if probs.shape[2] != len(self.classes):
+            raise ConfigError(
+                f"members output {probs.shape[2]} classes but {len(self.classes)} were named"
+            )
+        check_probabilities(probs, frame_ids=ids.tolist())
+        mi = mutual_information(probs)  # [B, C, h, w]
+        return {
+            "frame_id": ids.cpu(),
+            "mean": frame_scores(mi, "mean").float().cpu(),  # [B, C]
+            "max": frame_scores(mi, "max").float().cpu(),  # [B, C]
+            "entropy": frame_scores(entropy_of_mean(probs), "mean").float().cpu(),  # [B, C]
+            "boxes": detection_entropy(probs.mean(dim=0)).float().cpu(),  # [B, C]
+        }
+
+
+class ShardWriter(BasePredictionWriter):
+    """Collects a shard's rows and writes the shard once all its frames are scored."""
+
+    def __init__(self, out_url: str, shard_of: dict[int, int], sizes: dict[int, int], classes):
+        super().__init__(write_interval="batch")
+        self.out_url, self.shard_of, self.sizes = out_url, shard_of, sizes
+        self.classes = list(classes)
+        self.buffers: dict[int, list[pd.DataFrame]] = {}
+        self.filled: dict[int, int] = {}
+        self.written: list[int] = []
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch,
+                           batch_idx, dataloader_idx=0):  # fmt: skip
+        ids = prediction["frame_id"].numpy()
+        table = pd.DataFrame({"frame_id": ids})
+        for key, suffix in SCORE_KINDS:
+            values = prediction[key].numpy()  # (B, C)
+            for ci, c in enumerate(self.classes):
+                table[f"{c}{suffix}"] = values[:, ci]
+        shards = pd.Series(ids).map(self.shard_of).to_numpy()
+        for shard in sorted(set(shards.tolist())):
+            part = table[shards == shard]
+            self.buffers.setdefault(shard, []).append(part)
+            self.filled[shard] = self.filled.get(shard, 0) + len(part)
+            if self.filled[shard] == self.sizes[shard]:
+                rows = pd.concat(self.buffers.pop(shard), ignore_index=True)
+                rows = rows.sort_values("frame_id", ignore_index=True)
+                storage.atomic_write_parquet(rows, storage.join(self.out_url, shard_name(shard)))
+                self.written.append(shard)
+
+
+class ShardBatches(Sampler[list[int]]):
+    """Batch indices over shards laid end to end; no batch crosses a shard boundary."""
+
+    def __init__(self, shard_sizes: Sequence[int], batch_size: int):
+        self.batches: list[list[int]] = []
+        start = 0
+        for size in shard_sizes:
+            for lo in range(0, size, batch_size):
+                self.batches.append(list(range(start + lo, start + min(lo + batch_size, size))))
+            start += size
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class PoolDataModule(L.LightningDataModule):
+    """Frames of the unfinished shards that belong to this process's rank, in order."""
+
+    def __init__(self, source, shards: dict[int, list[int]], batch_size: int, num_workers: int):
+        super().__init__()
+        self.source, self.shards = source, shards
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def predict_dataloader(self) -> DataLoader:
+        rank, world = self.trainer.global_rank, self.trainer.world_size
+        mine = [self.shards[s] for s in sorted(self.shards) if s % world == rank]
+        ids = [i for shard in mine for i in shard]
+        # Batches never cross a shard boundary, so every frame is scored in the same batch
+        # whatever the number of ranks or a resume: scores are bit-identical across runs.
+        return DataLoader(
+            VirtualFrames(self.source, ids),
+            batch_sampler=ShardBatches([len(shard) for shard in mine], self.batch_size),
+            num_workers=self.num_workers,
+            collate_fn=collate_frames,
+        )
+
+
+@contextlib.contextmanager
+def _lightning_chatter(enabled: bool):
+    """Without progress, hide Lightning's device lines and tips (warnings still show)."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    if not enabled:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """What a ``score_pool`` call did: shards in the pool, written now, found finished."""
+
+    out_url: str
+    n_frames: int
+    n_shards: int
+    written: tuple[int, ...]
+    skipped: tuple[int, ...]
+
+
+def _plan(frame_ids: list[int], shard_size: int, classes, member_hashes) -> dict:
+    ids_hash = hashlib.sha256(json.dumps(frame_ids).encode()).hexdigest()
+    return {
+        "n_frames": len(frame_ids),
+        "frame_ids_sha256": ids_hash,
+        "shard_size": shard_size,
+        "classes": list(classes),
+        "members": list(member_hashes),
+        "columns": ["frame_id", *score_columns(classes)],
+    }
+
+
+def score_pool(
+    members: Sequence[nn.Module],
+    source,
+    frame_ids: Sequence[int],
+    out_url: str,
+    classes: Sequence[str] = CLASSES,
+    member_hashes: Sequence[str] = (),
+    batch_size: int = 32,
+    shard_size: int = 1024,
+    num_workers: int = 0,
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    precision: str | None = None,
+    progress: bool = True,
+) -> ScoreRun:
+    """Score ``frame_ids`` of ``source`` (a world) with the ensemble into shards at ``out_url``.
+
+    Restarting with the same arguments resumes; different frame ids, shard size, classes or
+    members for an existing ``out_url`` raise ``ConfigError`` instead of mixing runs.
+    """
+    ids = [int(i) for i in frame_ids]
+    if not ids:
+        raise DataError("the pool is empty: no frame ids to score")
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].unique()[:5].tolist()
+        raise DataError(f"duplicate frame ids in the pool: {dup}")
+    plan = _plan(ids, shard_size, classes, member_hashes)
+    plan_url = storage.join(out_url, PLAN_FILE)
+    if storage.exists(plan_url):
+        old = storage.read_json(plan_url)
+        changed = [k for k in plan if old.get(k) != plan[k]]
+        if changed:
+            raise ConfigError(
+                f"{out_url} holds scores of another run (differs in {changed}); "
+                "use a new output folder"
+            )
+    else:
+        storage.atomic_write_json(plan_url, plan)
+    shards = {
+        s: ids[s * shard_size : (s + 1) * shard_size]
+        for s in range((len(ids) - 1) // shard_size + 1)
+    }
+    done = set(storage.list_names(out_url))
+    finished = tuple(s for s in shards if shard_name(s) in done)
+    pending = {s: v for s, v in shards.items() if s not in finished}
+    written: list[int] = []
+    if pending:
+        shard_of = {i: s for s, v in pending.items() for i in v}
+        writer = ShardWriter(out_url, shard_of, {s: len(v) for s, v in pending.items()}, classes)
+        with _lightning_chatter(progress):
+            trainer = L.Trainer(
+                accelerator=accelerator,
+                devices=devices,
+                strategy=strategy,
+                precision=precision,
+                callbacks=[writer],
+                logger=False,
+                enable_progress_bar=progress,
+                enable_model_summary=False,
+                use_distributed_sampler=False,
+            )
+            module = ScoringModule(members, classes)
+            data = PoolDataModule(source, pending, batch_size, num_workers)
+            with warnings.catch_warnings():
+                # ShardBatches yields every index (no drop_last), which Lightning cannot check
+                warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning-internal
+                trainer.predict(module, datamodule=data, return_predictions=False)
+        written = writer.written
+    return ScoreRun(out_url, len(ids), len(shards), tuple(sorted(written)), finished)
+
+
+def read_scores(out_url: str) -> pd.DataFrame:
+    """All finished shards merged, sorted by frame id; checks no frame appears twice."""
+    names = [
+        n for n in storage.list_names(out_url) if n.startswith("shard-") and n.endswith(".parquet")
+    ]
+    if not names:
+        raise DataError(f"no score shards under {out_url}")
+    table = pd.concat(
+        [storage.read_parquet(storage.join(out_url, n)) for n in names], ignore_index=True
+    )
+    dup = table.frame_id[table.frame_id.duplicated()]
+    if len(dup):
+        raise DataError(f"{out_url}: frames scored twice: {sorted(dup.unique())[:5]}")
+    return table.sort_values("frame_id", ignore_index=True)

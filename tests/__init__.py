@@ -1,0 +1,1 @@
+"""alkit's tests, mirroring the package."""

@@ -1,0 +1,249 @@
+"""The notebook pipeline: recipes, profiles, ``-p`` values, cache keys, and the ``loop`` recipe
+run end to end with the ``tiny`` profile (cached reruns, dependent reruns, failure + resume)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from alkit.cli import main
+from alkit.errors import ConfigError
+from alkit.experiments.abtest import ABConfig
+from alkit.workflow.pipeline import StepFailed, kernel_info, run_recipe
+from alkit.workflow.recipes import (
+    PROFILES,
+    RECIPES,
+    Step,
+    check_overrides,
+    parse_assignments,
+    parse_value,
+    profile_parameters,
+    recipe_steps,
+    step_parameters,
+)
+from alkit.workflow.runfolder import (
+    cache_key,
+    content_sha256,
+    external_inputs,
+    logical,
+    tree_manifest,
+)
+
+LOOP = [s.notebook for s in RECIPES["loop"]]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread_module")
+
+
+# units -----------------------------------------------------------------------------------------
+def test_parse_values_as_json_else_strings():
+    assert parse_value("5") == 5 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value('{"a": [1]}') == {"a": [1]} and parse_value("null") is None
+    assert parse_value("full") == "full" and parse_value("runs/x") == "runs/x"
+    assert parse_assignments(["budget=5", "02_query.seed=1", "x=a=b"]) == {
+        "budget": 5,
+        "02_query.seed": 1,
+        "x": "a=b",
+    }
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_assignments(["budget"])
+
+
+def test_quick_profile_is_the_ab_quick_settings_and_full_is_gpu_scale():
+    assert profile_parameters("quick") == ABConfig().to_dict()
+    full = profile_parameters("full")
+    assert full["profile"] == "full" and full["n_members"] > ABConfig().n_members
+    assert full["budget"] == 2000 and full["model"]["width"] > 16
+    ABConfig.from_dict({k: v for k, v in full.items() if k != "n_rounds"})  # a valid config
+    assert set(PROFILES) == {"quick", "full", "tiny"}
+    with pytest.raises(ConfigError, match="unknown profile"):
+        profile_parameters("huge")
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        recipe_steps("cook")
+
+
+def test_recipes_wire_only_upstream_outputs():
+    for steps in RECIPES.values():
+        seen: set[str] = set()
+        for step in steps:
+            assert set(step.upstream) <= seen, step
+            seen.add(step.notebook)
+    assert RECIPES["loop"][4].upstream == ("01_train_ensemble",)  # evaluate needs only TRAIN
+
+
+def test_step_parameters_priority_and_only_declared_names():
+    step = Step("02_query", {"world_path": "01_train_ensemble/world.json"})
+    values = step_parameters(
+        step,
+        ["world_path", "budget", "seed", "out_dir", "pool_stride"],
+        profile={"budget": 100, "seed": 0, "n_members": 4},
+        overrides={"budget": 5, "02_query.seed": 7, "03_annotate.seed": 9},
+        wired={"world_path": "/r/w.json", "out_dir": "/r/out/02_query"},
+    )
+    assert values == {
+        "world_path": "/r/w.json",
+        "budget": 5,
+        "seed": 7,
+        "out_dir": "/r/out/02_query",
+    }
+
+
+def test_check_overrides_names_the_problem():
+    declared = {"02_query": ["budget", "seed"], "03_annotate": ["seconds_per_box"]}
+    check_overrides({"budget": 1, "03_annotate.seconds_per_box": 2.0}, declared, {"out_dir"})
+    with pytest.raises(ConfigError, match="no parameter 'budgett'"):
+        check_overrides({"budgett": 1}, declared, {"out_dir"})
+    with pytest.raises(ConfigError, match="step 03_annotate has no parameter 'budget'"):
+        check_overrides({"03_annotate.budget": 1}, declared, {"out_dir"})
+    with pytest.raises(ConfigError, match="no step '09_x'"):
+        check_overrides({"09_x.budget": 1}, declared, {"out_dir"})
+    with pytest.raises(ConfigError, match="set by the pipeline"):
+        check_overrides({"out_dir": "/tmp"}, declared, {"out_dir"})
+
+
+def test_hashes_and_keys(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("x")
+    (tmp_path / "a" / "y.tmp-123").write_text("partial")
+    assert list(tree_manifest(tmp_path / "a")) == ["x.txt"]
+    before = content_sha256(tmp_path / "a")
+    (tmp_path / "a" / "x.txt").write_text("y")
+    assert content_sha256(tmp_path / "a") != before
+    run = tmp_path / "run"
+    assert logical(str(run / "out" / "s"), run) == "{run}/out/s"
+    assert logical(str(tmp_path / "run2" / "s"), run) == str(tmp_path / "run2" / "s")
+    params = {"ab_run_dir": str(tmp_path / "a"), "out_dir": str(run / "out"), "budget": 3}
+    inputs = external_inputs(params, run, skip={"out_dir"})
+    assert list(inputs) == ["ab_run_dir"] and inputs["ab_run_dir"]["sha256"] == content_sha256(
+        tmp_path / "a"
+    )
+    key = cache_key("nb", {"budget": 3}, inputs)
+    assert key == cache_key("nb", {"budget": 3}, inputs)
+    assert key != cache_key("nb", {"budget": 4}, inputs) != cache_key("nb2", {"budget": 3}, inputs)
+
+
+def test_kernel_runs_this_environment():
+    info = kernel_info("python3")
+    assert info["python"] == sys.executable, info
+    with pytest.raises(ConfigError, match="ipykernel install --sys-prefix"):
+        kernel_info("no-such-kernel-here")
+
+
+def test_bad_requests_fail_before_running_anything(tmp_path: Path, capsys):
+    with pytest.raises(ConfigError, match="budgett"):
+        run_recipe("loop", tmp_path / "r", "tiny", {"budgett": 3}, progress=False)
+    assert not (tmp_path / "r" / "run.json").exists()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps({"recipe": "ab", "steps": {}}))
+    with pytest.raises(ConfigError, match="holds a run of recipe 'ab'"):
+        run_recipe("loop", tmp_path / "r", "tiny", progress=False)
+    with pytest.raises(ConfigError, match="rerun: no step"):
+        run_recipe("ab", tmp_path / "r2", "tiny", rerun=["02_query"], progress=False)
+    assert main(["run", "loop", "--run-dir", str(tmp_path / "r3"), "-p", "budgett=3"]) == 1
+    assert "no parameter 'budgett'" in capsys.readouterr().err
+
+
+# the loop recipe end to end ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def loop_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pipeline") / "loop"
+    result = run_recipe("loop", run_dir, "tiny", progress=False, log=lambda _: None)
+    return run_dir, result
+
+
+def _copy(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run in another place (its cache must still hold)."""
+    copy = tmp_path / "moved"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def _ran(result) -> list[str]:
+    return [s.name for s in result.steps if s.status == "ran"]
+
+
+@pytest.mark.slow
+def test_loop_runs_every_step_into_the_run_folder(loop_run):
+    run_dir, result = loop_run
+    assert _ran(result) == LOOP
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "done" and manifest["recipe"] == "loop"
+    assert manifest["lineage"]["kernel"]["python"] == sys.executable
+    for name in LOOP:
+        step = manifest["steps"][name]
+        assert step["status"] == "done" and step["seconds"] > 0 and step["outputs"]
+        assert (run_dir / f"steps/{name}.ipynb").exists()
+        assert "<html" in (run_dir / f"steps/{name}.html").read_text()[:2000].lower()
+        assert step["parameters"]["out_dir"] == f"{{run}}/out/{name}"
+    assert not list((run_dir / "steps").glob("*.running.ipynb"))
+    assert not list((run_dir / "steps").glob("*.failed.ipynb"))
+    query = manifest["steps"]["02_query"]
+    assert query["parameters"]["budget"] == 10  # the tiny profile
+    assert query["parameters"]["ensemble_path"] == "{run}/out/01_train_ensemble/ensemble.json"
+    train_outputs = manifest["steps"]["01_train_ensemble"]["outputs_sha256"]
+    assert query["inputs"]["ensemble_path"] == {
+        "step": "01_train_ensemble",
+        "outputs_sha256": train_outputs,
+    }
+    assert "selections/AL.json" in query["outputs"]
+    version = json.loads((run_dir / "out/04_append/version.json").read_text())
+    assert (Path(version["root"]) / "versions" / version["hash"] / "version.json").exists()
+    assert (run_dir / "out/05_evaluate/evaluation.csv").exists()
+
+
+@pytest.mark.slow
+def test_rerun_hits_the_cache_for_every_step_even_when_moved(loop_run, tmp_path: Path):
+    moved = _copy(loop_run[0], tmp_path)
+    again = run_recipe("loop", moved, "tiny", progress=False, log=lambda _: None)
+    assert [s.status for s in again.steps] == ["cached"] * len(LOOP)
+    manifest = json.loads((moved / "run.json").read_text())
+    assert {s["last"] for s in manifest["steps"].values()} == {"cached"}
+
+
+@pytest.mark.slow
+def test_changed_parameter_reruns_only_dependent_steps(loop_run, tmp_path: Path):
+    moved = _copy(loop_run[0], tmp_path)
+    old = json.loads((moved / "run.json").read_text())["steps"]
+    result = run_recipe(
+        "loop", moved, "tiny", {"seconds_per_box": 9.0}, progress=False, log=lambda _: None
+    )
+    assert _ran(result) == ["03_annotate", "04_append"]  # 01, 02 upstream; 05 reads only 01
+    new = json.loads((moved / "run.json").read_text())["steps"]
+    assert new["03_annotate"]["key"] != old["03_annotate"]["key"]
+    assert new["05_evaluate"]["key"] == old["05_evaluate"]["key"]
+
+
+@pytest.mark.slow
+def test_failed_step_reports_its_notebook_and_error_and_a_rerun_resumes(
+    loop_run, tmp_path: Path, capsys
+):
+    moved = _copy(loop_run[0], tmp_path)
+    with pytest.raises(StepFailed) as caught:
+        run_recipe(
+            "loop",
+            moved,
+            "tiny",
+            {"05_evaluate.test_sets": ["nope"]},
+            progress=False,
+            log=lambda _: None,
+        )
+    err = caught.value
+    assert err.step == "05_evaluate" and err.cell is not None
+    assert "ConfigError" in err.error and "'nope'" in err.error
+    assert err.notebook == moved / "steps/05_evaluate.failed.ipynb" and err.notebook.exists()
+    assert str(err.notebook) in str(err) and "evaluate_step" in str(err)
+    assert not (moved / "steps/05_evaluate.ipynb").exists()
+    manifest = json.loads((moved / "run.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["steps"]["05_evaluate"]["error"]["notebook"] == str(err.notebook)
+    # after the fix (through the CLI), only the failed step runs
+    args = ["run", "loop", "--profile", "tiny", "--run-dir", str(moved), "--no-progress"]
+    assert main(args) == 0
+    assert "1 step(s) ran, 4 cached" in capsys.readouterr().out
+    assert (moved / "steps/05_evaluate.ipynb").exists()
+    assert not (moved / "steps/05_evaluate.failed.ipynb").exists()
+    assert json.loads((moved / "run.json").read_text())["status"] == "done"

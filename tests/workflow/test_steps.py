@@ -1,0 +1,150 @@
+"""The routines notebooks call: world files, batch files, selections side by side, test sets,
+learning-curve tables, A/B folders (the full steps run in test_pipeline's loop recipe)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alkit.annotate.batch_io import load_batch, save_batch
+from alkit.data.labels import CostModel, OracleLabeler
+from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.errors import ConfigError, DataError
+from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_of, per_class_table
+from alkit.experiments.abfolder import open_ab_folder
+from alkit.experiments.rounds import learning_curves, round_table, state_sha256
+from alkit.query.methods import select_frames, selection_overview
+from alkit.workflow.steps import initial_version, load_world, make_world, save_world
+
+SESSIONS = {"initial": 1, "pool": 2, "test": 2}
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world("quick", 0, SESSIONS)
+
+
+def test_world_file_round_trip(world, tmp_path):
+    path = save_world(world, str(tmp_path / "world.json"))
+    assert load_world(path).config == world.config
+
+
+def test_batch_file_round_trip_is_exact(world, tmp_path):
+    ids = list(world.segment_frame_ids("pool"))[:3]
+    batch = OracleLabeler(world, CostModel(10.0, 2.5)).label(ids)
+    back = load_batch(save_batch(batch, str(tmp_path / "batch.json")))
+    assert back.frame_ids == ids and back.source == "oracle" and back.cost == batch.cost
+    assert back.world == batch.world and back.classes == batch.classes
+    for a, b in zip(batch.frames, back.frames, strict=True):
+        assert np.array_equal(a.boxes, b.boxes) and a.boxes.dtype == b.boxes.dtype
+        assert np.array_equal(a.labels, b.labels) and a.meta == b.meta
+        assert a.seconds == b.seconds and a.image_uri == b.image_uri
+    (tmp_path / "bad.json").write_text('{"format": 1, "frames": [{"frame_id": 1}]}')
+    with pytest.raises(DataError, match="bad.json"):
+        load_batch(str(tmp_path / "bad.json"))
+
+
+def test_initial_version_takes_every_nth_initial_frame(world):
+    version = initial_version(world, initial_stride=10)
+    assert version.frame_ids == list(world.segment_frame_ids("initial"))[::10]
+
+
+def test_select_frames_runs_the_baselines_on_one_pool(world):
+    pool = world.manifest(world.segment_frame_ids("pool"))
+    picks = select_frames(
+        world,
+        ("RANDOM", "METADATA"),
+        5,
+        ["person"],
+        seed=3,
+        pool=pool,
+        metadata_filters={"time_of_day": ["night"]},
+    )
+    assert list(picks) == ["RANDOM", "METADATA"] and all(len(t) == 5 for t in picks.values())
+    assert set(picks["METADATA"].time_of_day) == {"night"}
+    table = pd.concat([t.assign(method=m) for m, t in picks.items()])
+    overview = selection_overview(table)
+    assert overview.loc["RANDOM", "frames"] == 5 and overview.loc["METADATA", "night"] == 5
+    with pytest.raises(ConfigError, match="unknown selection method"):
+        select_frames(world, ("ORACLE",), 5, ["person"], seed=0)
+    with pytest.raises(ConfigError, match="need \\['scores'\\]"):
+        select_frames(world, ("AL",), 5, ["person"], seed=0)
+
+
+def test_evaluation_sets_come_from_the_test_segment(world):
+    test = set(world.segment_frame_ids("test"))
+    glob = evaluation_set_ids(world, "global", 7)
+    night = evaluation_set_ids(world, "night_heldout", 7)
+    assert set(glob) <= test and glob == sorted(test)[::7]
+    assert set(night) <= test
+    assert set(world.manifest(night).time_of_day) <= {"night"}
+    with pytest.raises(ConfigError, match="unknown test set 'day'"):
+        evaluation_sets(world, ["day"], 4)
+    with pytest.raises(ConfigError, match="test_stride"):
+        evaluation_set_ids(world, "global", 0)
+
+
+def test_model_of_picks_the_ensemble_or_a_member():
+    class Members:
+        members = ["m0", "m1"]
+
+        def __len__(self):
+            return 2
+
+    ensemble = Members()
+    assert model_of(ensemble, -1) is ensemble and model_of(ensemble, 1) == "m1"
+    with pytest.raises(ConfigError, match="member 2"):
+        model_of(ensemble, 2)
+
+
+def _curves() -> pd.DataFrame:
+    rows = [
+        (m, r, 50 + 10 * r, c, "wMAP", 0.1 * r + (0.05 if m == "AL" else 0), t, 3)
+        for m in ("AL", "RANDOM")
+        for r in range(3)
+        for c in ("person", "bicycle")
+        for t in ("night_heldout", "global")
+    ]
+    cols = ["method", "round", "labelled_frames", "class", "metric", "value", "test_set", "n_gt"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_learning_curve_tables():
+    curves = _curves()
+    night = learning_curves(curves, "night_heldout")
+    assert set(night.test_set) == {"night_heldout"} and len(night) == len(curves) // 2
+    table = round_table(curves, "global", "wMAP", ["person", "bicycle"])
+    assert list(table.columns) == ["person", "bicycle"]
+    assert table.loc[("AL", 2, 70), "person"] == pytest.approx(0.25)
+    with pytest.raises(ConfigError, match="no test set 'day'"):
+        learning_curves(curves, "day")
+
+
+def test_per_class_table_is_wide():
+    tidy = pd.DataFrame(
+        {
+            "test_set": ["g", "g", "n"],
+            "class": ["car", "person", "car"],
+            "metric": ["wMAP"] * 3,
+            "value": [0.1, 0.2, 0.3],
+            "n_gt": [1, 1, 1],
+        }
+    )
+    wide = per_class_table(tidy, ["wMAP"])
+    assert wide.loc["car", ("n", "wMAP")] == 0.3 and np.isnan(wide.loc["person", ("n", "wMAP")])
+
+
+def test_state_hash_follows_the_weights():
+    model = UNetDetector(DetectorConfig(width=4, depth=2, stride=4, head_width=8))
+    before = state_sha256(model)
+    assert state_sha256(model) == before
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert state_sha256(model) != before
+
+
+def test_open_ab_folder_names_what_is_missing(tmp_path):
+    with pytest.raises(DataError, match="ab_config.json is missing"):
+        open_ab_folder(tmp_path)
