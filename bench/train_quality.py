@@ -22,10 +22,12 @@ import warnings
 from pathlib import Path
 
 from alkit.data.datasets import VirtualFrames
+from alkit.detector.module import DetectorModule, TrainConfig
 from alkit.detector.network import DetectorConfig
-from alkit.ensemble.store import evaluate_model
-from alkit.ensemble.train import DetectionDataModule, DetectorModule, TrainConfig, train_member
+from alkit.ensemble.datamodule import DetectionDataModule
+from alkit.ensemble.train import train_member
 from alkit.evaluate.metrics import EvalResult
+from alkit.evaluate.predict import evaluate_model
 from alkit.sim import World, experiment_world
 
 # -- settings (override on the command line as key=value) -----------------------------------

@@ -1,8 +1,9 @@
-"""ANNOTATE: the labelling interface, the simulated oracle and its cost model.
+"""Labelled frames: what a labeller returns and APPEND stores, and the labelling cost model.
 
 Every labeller follows one protocol, :class:`Labeler`: ``label(frame_ids) -> LabelledBatch``.
 
-- :class:`OracleLabeler` reveals the world's ground truth and charges :class:`CostModel`.
+- ``alkit.annotate.oracle.OracleLabeler`` reveals the world's ground truth, charged by
+  :class:`CostModel`.
 - ``alkit.annotate.tool.ToolLabeler`` exports the frames for a real labelling tool (Label Studio
   tasks, COCO) as an :class:`ExportedBatch` and imports the finished labels, which
   ``alkit.annotate.validate.labels_from_import`` validates against what was exported.
@@ -24,9 +25,8 @@ import numpy as np
 import pandas as pd
 
 from alkit.data.classes import CLASSES
-from alkit.data.datasets import FrameSource
 from alkit.data.version_tables import show_ids, world_dict
-from alkit.data.versions import DatasetVersion, sim_uri
+from alkit.data.versions import DatasetVersion
 from alkit.errors import ConfigError, DataError
 
 
@@ -223,51 +223,3 @@ def frame_meta(frame: Any) -> dict:
         return {}
     meta = meta.as_dict() if hasattr(meta, "as_dict") else dict(meta)
     return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
-
-
-class OracleLabeler:
-    """A simulated annotator: reveals the world's ground truth, charged by ``cost``.
-
-    Args:
-        world: the world the frames come from (``frame(id)`` and a ``config``).
-        cost: the cost model; every frame costs ``cost.seconds(number of boxes)``.
-        classes: class names the world's labels index into.
-    """
-
-    def __init__(
-        self, world: FrameSource, cost: CostModel | None = None, classes: Sequence[str] = CLASSES
-    ) -> None:
-        self.world = world
-        self.world_config = world_dict(world)
-        if self.world_config is None:
-            raise ConfigError("OracleLabeler: the world has no config (world.config.to_dict())")
-        self.cost = cost or CostModel()
-        self.classes = tuple(classes)
-
-    def __repr__(self) -> str:
-        return f"OracleLabeler(cost={self.cost})"
-
-    def label(self, frame_ids: Sequence[int]) -> LabelledBatch:
-        """Ground truth of ``frame_ids`` (in that order), each frame charged by the cost model."""
-        labelled = []
-        for fid in check_frame_ids(frame_ids, "OracleLabeler.label"):
-            frame = self.world.frame(fid)
-            if int(frame.frame_id) != fid:
-                raise DataError(
-                    f"OracleLabeler: asked the world for frame {fid}, got {frame.frame_id}"
-                )
-            labelled.append(
-                LabelledFrame(
-                    frame_id=fid,
-                    height=frame.height,
-                    width=frame.width,
-                    boxes=frame.boxes,
-                    labels=frame.labels,
-                    image_uri=sim_uri(fid),
-                    meta=frame_meta(frame),
-                    seconds=self.cost.seconds(len(frame.labels)),
-                )
-            )
-        return LabelledBatch(
-            tuple(labelled), "oracle", world=self.world_config, classes=self.classes, cost=self.cost
-        )

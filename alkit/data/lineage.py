@@ -4,7 +4,7 @@ Every version written by :func:`append_batch` records in its ``info`` (stored in
 ``version.json``, not part of the content hash):
 
 - ``parent``: the parent version's hash (also the version's own ``parent``);
-- ``selection``: the selection manifest's hash (``SelectionManifest.hash``), or ``None``;
+- ``selection``: the selection manifest's hash (``Selection.hash``), or ``None``;
 - ``ensemble``: the sha256 of each ensemble checkpoint that scored the pool;
 - ``code``: ``git:<commit>`` of the working tree alkit runs from (``+dirty`` with uncommitted
   changes to tracked files), else ``alkit <package version>``;
@@ -22,7 +22,7 @@ import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,7 +39,6 @@ from alkit.data.versions import (
     version_url,
 )
 from alkit.errors import DataError, IntegrityError
-from alkit.query.selection import SelectionManifest
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -64,6 +63,14 @@ def code_version() -> str:
     return f"git:{head}" + ("+dirty" if dirty else "")
 
 
+class Selection(Protocol):
+    """What APPEND reads of a selection record (``alkit.query.selection``)."""
+
+    hash: str
+    frame_ids: Sequence[int]
+    ensemble: Sequence[str]
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars and arrays as Python values, anything else as its ``str``."""
     if isinstance(value, np.generic | np.ndarray):
@@ -72,14 +79,14 @@ def _plain(value: Any) -> Any:
 
 
 def lineage_info(
-    selection: SelectionManifest | str | None = None,
+    selection: Selection | str | None = None,
     ensemble_hashes: Sequence[str] = (),
     params: dict | None = None,
     parent: str | None = None,
 ) -> dict:
     """The lineage part of a version's ``info`` (see the module docstring). Pass it as
     ``info=`` when building the initial version, so the chain starts with code and params."""
-    if isinstance(selection, SelectionManifest):
+    if selection is not None and not isinstance(selection, str):
         selection = selection.hash
     return {
         "parent": parent,
@@ -95,7 +102,7 @@ def append_batch(
     root: str,
     parent_version: DatasetVersion | str,
     batch: LabelledBatch,
-    selection: SelectionManifest | str | None = None,
+    selection: Selection | str | None = None,
     ensemble_hashes: Sequence[str] | None = None,
     params: dict | None = None,
 ) -> DatasetVersion:
@@ -125,7 +132,7 @@ def append_batch(
         parent = load_version(root, parent_version)
     else:
         parent = parent_version
-    if isinstance(selection, SelectionManifest):
+    if selection is not None and not isinstance(selection, str):
         outside = sorted(set(batch.frame_ids) - set(selection.frame_ids))
         if outside:
             raise DataError(

@@ -18,8 +18,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomS
 
 from alkit.data.classes import CLASSES
 from alkit.data.datasets import collate_frames
+from alkit.detector.module import DetectorModule, TrainConfig, as_train_config
 from alkit.detector.network import DetectorConfig, UNetDetector
-from alkit.ensemble.train import DetectorModule, TrainConfig, as_train_config
 from alkit.errors import ConfigError, DataError
 
 

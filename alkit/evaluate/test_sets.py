@@ -13,7 +13,6 @@ the metric averages over (``value`` is NaN exactly when ``n_gt`` is 0).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,12 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
-from alkit.data import storage
-from alkit.data.datasets import VirtualFrames
-from alkit.ensemble.store import Ensemble, evaluate_model, load_ensemble
-from alkit.ensemble.train import CachedFrames
+from alkit.data.datasets import CachedFrames, VirtualFrames
+from alkit.ensemble.store import Ensemble
 from alkit.errors import ConfigError
-from alkit.workflow.steps import load_world
+from alkit.evaluate.predict import evaluate_model
 
 TEST_SETS = ("global", "night_heldout")
 #: metric name -> (column of ``EvalResult.table``, its ground-truth count column)
@@ -121,29 +118,9 @@ def evaluation_figure(evaluation: pd.DataFrame, metric: str = "wMAP") -> Figure:
     return fig
 
 
-# 05 EVALUATE ----------------------------------------------------------------------------------
-def evaluate_step(
-    out_dir: str | Path,
-    world_path: str,
-    ensemble_path: str,
-    member: int = -1,
-    test_set_names: Sequence[str] = ("global", "night_heldout"),
-    test_stride: int = 4,
-    batch_size: int = 32,
-) -> pd.DataFrame:
-    """EVALUATE the ensemble (``member=-1``: mean heatmaps, as one detector) or one member on
-    the named test sets; writes and returns the tidy ``evaluation.csv``."""
-    world = load_world(world_path)
-    sets = evaluation_sets(world, test_set_names, test_stride)
-    table = evaluation_table(model_of(load_ensemble(ensemble_path), member), sets, batch_size)
-    storage.atomic_write_text(str(Path(out_dir) / "evaluation.csv"), table.to_csv(index=False))
-    return table
-
-
 __all__ = [
     "METRICS",
     "TEST_SETS",
-    "evaluate_step",
     "evaluation_figure",
     "evaluation_rows",
     "evaluation_table",

@@ -24,7 +24,7 @@ from alkit.query.methods import METHODS
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import load_selection
 from alkit.sim import World
-from alkit.workflow.steps import make_world
+from alkit.sim.experiment import make_world
 
 
 @dataclass(frozen=True)

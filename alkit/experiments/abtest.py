@@ -28,17 +28,20 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.data import Dataset, Subset
 
+from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.summary import batch_summary
 from alkit.data import storage
 from alkit.data.classes import CLASSES
-from alkit.data.datasets import VirtualFrames
-from alkit.data.labels import LabelledBatch, OracleLabeler
+from alkit.data.datasets import CachedFrames, VirtualFrames
+from alkit.data.labels import LabelledBatch
 from alkit.data.lineage import append_batch
 from alkit.data.versions import DatasetVersion, to_frames_dataset
+from alkit.detector.module import TrainConfig
 from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.retrain import retrain
 from alkit.ensemble.store import Ensemble, load_ensemble
-from alkit.ensemble.train import CachedFrames, DetectionDataModule, TrainConfig, train_ensemble
+from alkit.ensemble.train import train_ensemble
 from alkit.errors import ConfigError, check_known_fields
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
 from alkit.experiments.tables import (
@@ -55,7 +58,7 @@ from alkit.query.methods import METHODS, pool_frames, select_frames
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import SelectionManifest
 from alkit.sim import World, experiment_world
-from alkit.workflow.steps import initial_version
+from alkit.sim.experiment import initial_version
 
 METRICS = ("wMAP", "mAP_large", "mAP_medium", "AP50", "AP")
 TEST_SETS = ("global", "night_heldout", "night", "manual")

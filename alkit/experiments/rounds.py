@@ -26,14 +26,17 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
-from alkit.data.labels import OracleLabeler
+from alkit.data.datasets import CachedFrames
 from alkit.data.lineage import append_batch
 from alkit.data.versions import DatasetVersion, to_frames_dataset
+from alkit.detector.module import TrainConfig
 from alkit.detector.network import DetectorConfig
+from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.retrain import retrain
 from alkit.ensemble.store import load_ensemble
-from alkit.ensemble.train import CachedFrames, DetectionDataModule, TrainConfig, train_ensemble
+from alkit.ensemble.train import train_ensemble
 from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
 from alkit.experiments.abtest import ABConfig
@@ -41,7 +44,7 @@ from alkit.query.methods import METHODS, pool_frames, select_frames
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import SelectionManifest
 from alkit.sim import World
-from alkit.workflow.steps import initial_version, make_world
+from alkit.sim.experiment import initial_version, make_world
 
 CURVE_COLUMNS = (
     "method",

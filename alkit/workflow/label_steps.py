@@ -7,19 +7,23 @@ version (or the world's initial set) with lineage and writes ``version.json`` = 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from alkit.annotate.batch_io import load_batch, save_batch
+from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.summary import batch_summary
 from alkit.data import storage
-from alkit.data.labels import CostModel, OracleLabeler
+from alkit.data.labels import CostModel
 from alkit.data.lineage import append_batch, lineage, resolve_version
 from alkit.data.versions import load_version
+from alkit.ensemble.store import load_ensemble
+from alkit.evaluate.test_sets import evaluation_sets, evaluation_table, model_of
 from alkit.query.selection import load_selection
-from alkit.workflow.steps import initial_version, load_world
+from alkit.sim.experiment import initial_version, load_world
 
 
 # 03 ANNOTATE ----------------------------------------------------------------------------------
@@ -87,4 +91,23 @@ def append_step(
     return Appended(root, version.hash, lineage(root, version.hash))
 
 
-__all__ = ["Annotated", "Appended", "annotate_step", "append_step"]
+# 05 EVALUATE ----------------------------------------------------------------------------------
+def evaluate_step(
+    out_dir: str | Path,
+    world_path: str,
+    ensemble_path: str,
+    member: int = -1,
+    test_set_names: Sequence[str] = ("global", "night_heldout"),
+    test_stride: int = 4,
+    batch_size: int = 32,
+) -> pd.DataFrame:
+    """EVALUATE the ensemble (``member=-1``: mean heatmaps, as one detector) or one member on
+    the named test sets; writes and returns the tidy ``evaluation.csv``."""
+    world = load_world(world_path)
+    sets = evaluation_sets(world, test_set_names, test_stride)
+    table = evaluation_table(model_of(load_ensemble(ensemble_path), member), sets, batch_size)
+    storage.atomic_write_text(str(Path(out_dir) / "evaluation.csv"), table.to_csv(index=False))
+    return table
+
+
+__all__ = ["Annotated", "Appended", "annotate_step", "append_step", "evaluate_step"]

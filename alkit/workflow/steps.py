@@ -7,7 +7,7 @@ returns a small frozen result with the paths and tables a notebook shows::
     02 query_step     -> <out_dir>/scores/, <out_dir>/selections/<METHOD>.json (AL + baselines)
     03 annotate_step  -> <out_dir>/batch.json, <out_dir>/summary.csv  (alkit.workflow.label_steps)
     04 append_step    -> a new version in <versions_root>, <out_dir>/version.json  (same)
-    05 evaluate_step  -> <out_dir>/evaluation.csv  (alkit.evaluate.test_sets)
+    05 evaluate_step  -> <out_dir>/evaluation.csv  (alkit.workflow.label_steps)
 
 Between steps only these paths pass (``alkit.workflow.pipeline`` wires them); the world travels as
 ``world.json`` (its ``WorldConfig``), labelled batches as ``batch.json`` (``save_batch``).
@@ -23,41 +23,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alkit.data import storage
-from alkit.data.lineage import lineage_info, resolve_version
-from alkit.data.versions import DatasetVersion, load_version
+from alkit.data.lineage import resolve_version
+from alkit.data.versions import load_version
+from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import load_ensemble
-from alkit.ensemble.train import DetectionDataModule, train_ensemble
+from alkit.ensemble.train import train_ensemble
 from alkit.errors import ConfigError
 from alkit.query.methods import BASELINES, pool_frames, select_frames
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import SelectionManifest
-from alkit.sim import World, WorldConfig, experiment_world
-
-
-def make_world(profile: str = "quick", world_seed: int = 0, sessions: dict | None = None) -> World:
-    """The experiment world of ``alkit.sim.experiment_world`` (``sessions`` overrides sizes)."""
-    return World(experiment_world(profile, seed=world_seed, **dict(sessions or {})))
-
-
-def save_world(world: World, url: str) -> str:
-    """Write the world's config as JSON (atomically); returns ``url``."""
-    storage.atomic_write_json(url, world.config.to_dict())
-    return url
-
-
-def load_world(url: str) -> World:
-    """The world whose config ``save_world`` wrote to ``url``."""
-    return World(WorldConfig.from_dict(storage.read_json(url)))
-
-
-def initial_version(world: World, initial_stride: int = 2) -> DatasetVersion:
-    """The initial labelled set: every ``initial_stride``-th frame of the initial segment."""
-    ids = list(world.segment_frame_ids("initial"))[::initial_stride]
-    return DatasetVersion.from_frames(
-        [world.frame(i) for i in ids],
-        world=world.config,
-        info=lineage_info(params={"initial_stride": initial_stride}),
-    )
+from alkit.sim import World, WorldConfig
+from alkit.sim.experiment import initial_version, load_world, make_world, save_world
 
 
 # 01 TRAIN -------------------------------------------------------------------------------------

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.fakeworld import FakeWorld
 
+from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.tool import ToolLabeler
 from alkit.data.classes import CLASSES
-from alkit.data.labels import CostModel, Labeler, LabelledBatch, LabelledFrame, OracleLabeler
+from alkit.data.labels import CostModel, Labeler, LabelledBatch, LabelledFrame
 from alkit.data.version_tables import world_dict
 from alkit.data.versions import DatasetVersion, sim_uri
 from alkit.errors import ConfigError, DataError
 from alkit.sim import World, experiment_world
+from tests.fakeworld import FakeWorld
 
 
 @pytest.fixture(scope="module")

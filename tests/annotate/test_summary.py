@@ -8,12 +8,13 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from tests.fakeworld import FakeWorld  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from alkit.annotate.oracle import OracleLabeler  # noqa: E402
 from alkit.annotate.summary import batch_summary, plot_batch_summary, session_table  # noqa: E402
 from alkit.data.classes import CLASSES  # noqa: E402
-from alkit.data.labels import CostModel, OracleLabeler  # noqa: E402
+from alkit.data.labels import CostModel  # noqa: E402
+from tests.fakeworld import FakeWorld  # noqa: E402
 
 WORLD = FakeWorld(min_boxes=1)  # session = frame_id // 10, time of day cycles with frame_id
 

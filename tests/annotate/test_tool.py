@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.fakeworld import FakeWorld, H, W
 from PIL import Image
 
+from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.tool import (
     LabelsPending,
     ToolLabeler,
@@ -22,11 +22,11 @@ from alkit.annotate.tool import (
 )
 from alkit.data import storage
 from alkit.data.classes import CLASSES
-from alkit.data.labels import OracleLabeler
 from alkit.data.lineage import append_batch
 from alkit.data.versions import DatasetVersion, list_versions
 from alkit.detector.network import Detections
 from alkit.errors import ConfigError, DataError
+from tests.fakeworld import FakeWorld, H, W
 
 WORLD = FakeWorld(min_boxes=1)
 IDS = [12, 5, 31]

@@ -7,17 +7,17 @@ import json
 import re
 
 import pytest
-from tests.fakeworld import FakeWorld
 
 from alkit import __version__
+from alkit.annotate.oracle import OracleLabeler
 from alkit.cli import main
 from alkit.data import storage
 from alkit.data.frames import Frame
-from alkit.data.labels import OracleLabeler
 from alkit.data.lineage import append_batch, code_version, lineage, lineage_info
 from alkit.data.versions import DatasetVersion, list_versions, load_version, version_url
 from alkit.errors import DataError, IntegrityError
 from alkit.query.selection import SelectionManifest
+from tests.fakeworld import FakeWorld
 
 WORLD = FakeWorld(min_boxes=1)
 ORACLE = OracleLabeler(WORLD)

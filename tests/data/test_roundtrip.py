@@ -9,7 +9,6 @@ import uuid
 import numpy as np
 import pytest
 import torch
-from tests.fakeworld import FakeWorld, H, W
 from torch.utils.data import DataLoader
 
 from alkit.data import storage
@@ -18,6 +17,7 @@ from alkit.data.datasets import CocoFrames, VirtualFrames, collate_frames
 from alkit.data.frames import Frame
 from alkit.data.materialize import materialize
 from alkit.errors import DataError
+from tests.fakeworld import FakeWorld, H, W
 
 IDS = [7, 3, 12, 40, 41, 5]
 

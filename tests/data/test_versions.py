@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.fakeworld import FakeWorld, H, W
 
 from alkit.data import storage
 from alkit.data.datasets import CocoFrames, VirtualFrames
@@ -23,6 +22,7 @@ from alkit.data.versions import (
     version_url,
 )
 from alkit.errors import ConfigError, DataError, IntegrityError
+from tests.fakeworld import FakeWorld, H, W
 
 WORLD = FakeWorld(min_boxes=1, time_of_day="night")
 

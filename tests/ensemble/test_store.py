@@ -12,18 +12,19 @@ import torch
 
 from alkit.data.classes import CLASSES
 from alkit.data.datasets import VirtualFrames
+from alkit.detector.module import DetectorModule, TrainConfig
+from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import (
     MANIFEST_NAME,
     Ensemble,
     MemberRecord,
-    evaluate_model,
     load_ensemble,
-    predict_coco,
     read_member_record,
     write_manifest,
 )
-from alkit.ensemble.train import DetectionDataModule, DetectorModule, TrainConfig, train_ensemble
+from alkit.ensemble.train import train_ensemble
 from alkit.errors import ConfigError, IntegrityError
+from alkit.evaluate.predict import evaluate_model, predict_coco
 from alkit.sim import World, experiment_world
 
 TINY = {"width": 8, "depth": 2, "stride": 4, "head_width": 8}

@@ -17,16 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from alkit.data.datasets import CachedFrames
 from alkit.data.versions import DatasetVersion
-from alkit.ensemble.train import (
-    CachedFrames,
-    DetectionDataModule,
-    DetectorModule,
-    TrainConfig,
-    hflip_batch,
-    member_device_plan,
-    train_member,
-)
+from alkit.detector.module import DetectorModule, TrainConfig, hflip_batch
+from alkit.ensemble.datamodule import DetectionDataModule
+from alkit.ensemble.train import member_device_plan, train_member
 from alkit.errors import ConfigError, DataError
 from alkit.sim import World, experiment_world
 

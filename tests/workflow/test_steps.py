@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from alkit.annotate.batch_io import load_batch, save_batch
-from alkit.data.labels import CostModel, OracleLabeler
+from alkit.annotate.oracle import OracleLabeler
+from alkit.data.labels import CostModel
 from alkit.detector.network import DetectorConfig, UNetDetector
 from alkit.errors import ConfigError, DataError
 from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_of, per_class_table
