@@ -17,17 +17,24 @@ identical content has an identical hash. Stored as ``<root>/versions/<hash>/fram
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch.utils.data import Subset
 
 from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.coco import load_coco
-from alkit.data.datasets import SIM_PREFIX, FrameSource, VersionFrames, default_images_root
+from alkit.data.datasets import (
+    SIM_PREFIX,
+    CachedFrames,
+    FrameSource,
+    VersionFrames,
+    default_images_root,
+)
 from alkit.data.frames import Frame
 from alkit.data.version_tables import (
     BOX_COLUMNS,
@@ -473,3 +480,14 @@ def to_frames_dataset(version: DatasetVersion, world: FrameSource | None = None)
         labels=[labels[i][1] for i in ids],
         source=world,
     )
+
+
+def cached_frames(
+    version: DatasetVersion, world: FrameSource | None, frame_ids: Iterable[int]
+) -> CachedFrames:
+    """The frames of ``version`` among ``frame_ids`` (in the version's order), with the
+    version's labels, held in memory: the new frames a retraining draws from."""
+    wanted = set(int(i) for i in frame_ids)
+    full = to_frames_dataset(version, world)
+    rows = [i for i, fid in enumerate(full.frame_ids) if fid in wanted]
+    return CachedFrames(Subset(full, rows))

@@ -1,5 +1,8 @@
 """Retrain after a labelling round: fine-tune from REFERENCE, or train from scratch.
 
+Two functions, ``fine_tune`` and ``train_from_scratch``; ``retrain`` picks one by
+``RetrainConfig.mode`` (a profile value), so the A/B test and the rounds retrain one way.
+
 Fine-tuning starts from a trained member's weights and takes a fixed number of optimiser
 steps on batches that mix the new frames (``new_fraction`` of the draws on average) with
 replayed frames of the data the reference was trained on, so a few hundred steps see the new
@@ -9,6 +12,7 @@ labels many times without forgetting the old ones.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,51 +49,123 @@ def mixed_loader(
     return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=collate_frames)
 
 
-def retrain(
-    old: Dataset,
-    new: Dataset,
-    train_config: TrainConfig | dict[str, Any],
-    steps: int,
-    seed: int,
-    init: UNetDetector | None = None,
-    model_config: DetectorConfig | None = None,
-    new_fraction: float | None = 0.5,
-    batch_size: int = 16,
-    classes: Sequence[str] = CLASSES,
-    out_dir: str | Path | None = None,
-    enable_progress_bar: bool = True,
-    **trainer_kwargs: Any,
-) -> UNetDetector:
-    """Train a detector for ``steps`` steps on ``old`` + ``new`` and return it (eval mode).
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How a round retrains (plain values, one per profile parameter).
 
-    Args:
-        init: the REFERENCE detector to fine-tune from (its weights are copied; it is not
-            changed). ``None`` trains from scratch with ``model_config`` (the seed's way).
-        new_fraction: share of draws from ``new``; ``None`` draws uniformly from the union.
+    ``mode``: ``"finetune"`` (from REFERENCE, replaying old frames) or ``"scratch"`` (the
+    seed's way); ``steps`` optimiser steps at peak learning rate ``lr`` after ``warmup_steps``;
+    ``new_fraction`` of each fine-tuning batch drawn from the new frames.
     """
-    if (init is None) == (model_config is None):
-        raise ConfigError("retrain: pass init= (fine-tune) or model_config= (from scratch)")
-    config = as_train_config(train_config)
-    arch = init.config if init is not None else model_config
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = DetectorModule(arch.to_dict(), classes, **config.module_kwargs())
-    if init is not None:
-        module.model.load_state_dict(init.state_dict())
-    if new_fraction is None:
-        new_fraction = len(new) / max(len(old) + len(new), 1)
-    loader = mixed_loader(old, new, steps * batch_size, batch_size, new_fraction, seed)
+
+    mode: str = "finetune"
+    steps: int = 100
+    lr: float = 5e-4
+    new_fraction: float = 0.5
+    warmup_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"retrain must be one of {MODES}, got {self.mode!r}")
+        if self.steps < 1:
+            raise ConfigError(f"retrain_steps must be >= 1, got {self.steps}")
+
+    def train_config(self, base: TrainConfig | dict[str, Any] | None) -> TrainConfig:
+        """The members' ``TrainConfig`` with this retraining's ``lr`` and warm-up."""
+        return replace(as_train_config(base), lr=self.lr, warmup_steps=self.warmup_steps)
+
+
+MODES = ("finetune", "scratch")
+
+
+def _fit(
+    module: DetectorModule,
+    loader: DataLoader,
+    steps: int,
+    precision: str,
+    progress: bool,
+    out_dir: str | Path | None,
+) -> UNetDetector:
+    """``steps`` optimiser steps of ``module`` on ``loader``; the detector in eval mode."""
     trainer = L.Trainer(
         max_steps=steps,
         max_epochs=1,
         accelerator="cpu" if not torch.cuda.is_available() else "auto",
         devices=1,
-        precision=config.precision,
+        precision=precision,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=enable_progress_bar,
+        enable_progress_bar=progress,
         default_root_dir=str(out_dir) if out_dir else None,
-        **trainer_kwargs,
     )
     trainer.fit(module, train_dataloaders=loader)
     return module.model.eval()
+
+
+def fine_tune(
+    reference: UNetDetector,
+    old: Dataset,
+    new: Dataset,
+    train_config: TrainConfig | dict[str, Any],
+    steps: int,
+    seed: int,
+    new_fraction: float = 0.5,
+    batch_size: int = 16,
+    classes: Sequence[str] = CLASSES,
+    progress: bool = True,
+    out_dir: str | Path | None = None,
+) -> UNetDetector:
+    """A copy of ``reference`` (unchanged itself) trained ``steps`` steps on batches drawing
+    ``new_fraction`` from ``new`` and the rest from ``old`` (the replay)."""
+    config = as_train_config(train_config)
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = DetectorModule(reference.config.to_dict(), classes, **config.module_kwargs())
+    module.model.load_state_dict(reference.state_dict())
+    loader = mixed_loader(old, new, steps * batch_size, batch_size, new_fraction, seed)
+    return _fit(module, loader, steps, config.precision, progress, out_dir)
+
+
+def train_from_scratch(
+    model_config: DetectorConfig,
+    old: Dataset,
+    new: Dataset,
+    train_config: TrainConfig | dict[str, Any],
+    steps: int,
+    seed: int,
+    batch_size: int = 16,
+    classes: Sequence[str] = CLASSES,
+    progress: bool = True,
+    out_dir: str | Path | None = None,
+) -> UNetDetector:
+    """A new detector trained ``steps`` steps on ``old`` + ``new``, drawn uniformly (the
+    seed's retraining on all labelled data)."""
+    config = as_train_config(train_config)
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = DetectorModule(model_config.to_dict(), classes, **config.module_kwargs())
+    share = len(new) / max(len(old) + len(new), 1)
+    loader = mixed_loader(old, new, steps * batch_size, batch_size, share, seed)
+    return _fit(module, loader, steps, config.precision, progress, out_dir)
+
+
+def retrain(
+    reference: UNetDetector,
+    old: Dataset,
+    new: Dataset,
+    base: TrainConfig | dict[str, Any] | None,
+    config: RetrainConfig,
+    seed: int,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> UNetDetector:
+    """``fine_tune`` from ``reference`` or ``train_from_scratch`` with its architecture, as
+    ``config.mode`` says, with the members' ``base`` train config adjusted by ``config``."""
+    train = config.train_config(base)
+    if config.mode == "finetune":
+        return fine_tune(reference, old, new, train, config.steps, seed, config.new_fraction,
+                         batch_size, progress=progress)  # fmt: skip
+    return train_from_scratch(reference.config, old, new, train, config.steps, seed, batch_size,
+                              progress=progress)  # fmt: skip
+
+
+__all__ = ["MODES", "RetrainConfig", "fine_tune", "mixed_loader", "retrain", "train_from_scratch"]

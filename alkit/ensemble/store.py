@@ -17,6 +17,7 @@ hyperparameters), before any weights are used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +36,17 @@ MANIFEST_NAME = "ensemble.json"
 FORMAT = 1
 #: Fields every member must agree on (beyond the architecture, checked field by field).
 SHARED_FIELDS = ("classes", "train_config", "data")
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 of a model's weights (state-dict tensors in key order): its identity in the
+    lineage of selections and versions, the same for a loaded checkpoint and a model in
+    memory."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def member_name(index: int) -> str:
@@ -199,6 +211,12 @@ class Ensemble(nn.Module):
 
     def __len__(self) -> int:
         return len(self.members)
+
+    @property
+    def train_precision(self) -> str | None:
+        """The precision the members trained in (their records' ``train_config``), if known."""
+        records = self.manifest.get("members") or [{}]
+        return (records[0].get("train_config") or {}).get("precision")
 
     @torch.inference_mode()
     def forward_probs(self, images: Tensor) -> Tensor:

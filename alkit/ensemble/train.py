@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,19 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import Dataset
 
 from alkit.data.classes import CLASSES
+from alkit.data.versions import DatasetVersion
 from alkit.detector.module import DetectorModule, TrainConfig, as_model_config, as_train_config
 from alkit.detector.network import DetectorConfig
 from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import (
     MANIFEST_NAME,
+    Ensemble,
     MemberRecord,
     file_sha256,
+    load_ensemble,
     member_name,
     read_member_record,
     write_manifest,
@@ -240,3 +245,58 @@ def train_ensemble(
     if rank_zero_only.rank == 0:
         write_manifest(out, records)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# TRAIN, as the loop calls it
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """An ensemble to train (plain values, one per profile parameter): ``n_members`` detectors
+    of architecture ``model`` (``DetectorConfig`` fields) with schedule ``train``
+    (``TrainConfig`` fields), ``batch_size`` images per step, member seeds ``seed + i``."""
+
+    n_members: int = 4
+    model: Mapping = field(default_factory=dict)
+    train: Mapping = field(default_factory=dict)
+    batch_size: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainedEnsemble:
+    """``manifest``: the ``ensemble.json``; ``ensemble``: its members, loaded and verified;
+    ``frames``: the labelled frames they trained on, in memory (replayed when fine-tuning)."""
+
+    manifest: Path
+    ensemble: Ensemble
+    frames: Dataset
+
+
+def train_members(
+    labelled: DatasetVersion | tuple[Any, Sequence[int]],
+    out_dir: str | os.PathLike,
+    config: EnsembleConfig,
+    world: Any = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainedEnsemble:
+    """TRAIN: ``config.n_members`` detectors on a labelled dataset version (``world`` renders
+    its generated frames) or a ``(source, frame_ids)`` pair, into ``out_dir``; finished
+    members are kept on a rerun."""
+    data = DetectionDataModule(
+        labelled, config.batch_size, seed=config.seed, world=world, cache=True
+    )
+    manifest = train_ensemble(
+        config.n_members,
+        data,
+        dict(config.model) or None,
+        dict(config.train) or None,
+        out_dir,
+        base_seed=config.seed,
+        enable_progress_bar=progress,
+        log=log,
+    )
+    data.setup("fit")  # a resumed ensemble trained nothing, so build the data here
+    return TrainedEnsemble(Path(manifest), load_ensemble(manifest), data.dataset)

@@ -74,6 +74,22 @@ def predict_coco(
     return results
 
 
+def predict_detections(
+    model: Any,
+    dataset: Dataset,
+    batch_size: int = 32,
+    threshold: float = 0.01,
+    k: int = 100,
+    num_workers: int = 0,
+) -> dict[int, Detections]:
+    """Frame id -> the detections of ``model`` on that frame of ``dataset`` (boxes ``(K, 4)``
+    xywh px, scores ``(K,)``, labels ``(K,)``): pre-annotations for a labelling tool."""
+    out: dict[int, Detections] = {}
+    for batch, detections in _predictions(model, dataset, batch_size, threshold, k, num_workers):
+        out.update(zip(batch["frame_id"].tolist(), detections, strict=True))
+    return out
+
+
 def _gt_coco(frames: list[tuple[int, Tensor, Tensor, int, int]], classes: Sequence[str]) -> dict:
     """COCO ground truth from ``(frame_id, boxes (N, 4), labels (N,), height, width)``."""
     images, annotations = [], []
@@ -116,3 +132,6 @@ def evaluate_model(
     if ground_truth is None:
         ground_truth = _gt_coco(frames, classes)
     return evaluate_detections(ground_truth, results, classes=classes, **eval_kwargs)
+
+
+__all__ = ["evaluate_model", "predict_coco", "predict_detections"]

@@ -21,6 +21,7 @@ from alkit.ensemble.store import Ensemble, load_ensemble
 from alkit.errors import DataError
 from alkit.experiments.abtest import ABConfig
 from alkit.query.methods import METHODS
+from alkit.query.pool_query import member_hashes
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import load_selection
 from alkit.sim import World
@@ -33,7 +34,7 @@ class ABFolder:
 
     ``selections``: one row per (method, frame): ``method``, ``rank`` (pick order),
     ``frame_id``, the metadata (``session_id``, ``time_of_day``, ...) and one mean-MI score
-    column per class. ``summary``, ``gains``, ``analysis``: as ``ABRun.report`` wrote them.
+    column per class. ``summary``, ``gains``, ``analysis``: as ``ab_report`` wrote them.
     """
 
     run_dir: Path
@@ -75,12 +76,12 @@ def open_ab_folder(
     if not picks:
         raise DataError(f"no selections under {run / 'selections'}: run the A/B test first")
     table = pd.concat(picks, ignore_index=True)
-    scores = read_scores(str(_need(run / "scores")))
+    scores = read_scores(str(_need(run / "scores" / "AL")))
     missing = sorted(set(table.frame_id) - set(scores.frame_id))
     if missing:
         extra = str(scores_dir or run / "explore_scores")
-        hashes = [m["sha256"] for m in ensemble.manifest["members"]]
-        score_pool(ensemble, world, missing, extra, member_hashes=hashes, progress=progress)
+        score_pool(ensemble, world, missing, extra, member_hashes=member_hashes(ensemble),
+                   progress=progress)  # fmt: skip
         scores = pd.concat([scores, read_scores(extra)], ignore_index=True)
     scores = scores[["frame_id", *CLASSES]]
     table = table.merge(world.manifest(sorted(set(table.frame_id))), on="frame_id")

@@ -1,4 +1,4 @@
-"""The seed's A/B test, end to end and repeatable.
+"""The seed's A/B test: one round of the loop with several query methods, then its evaluation.
 
 1. TRAIN an ensemble on the initial (mostly day) labelled set; its member 0 is REFERENCE
    (fine-tuning: member 0 fine-tuned for the same steps on the initial set alone).
@@ -14,14 +14,17 @@
    REFERENCE (mean and spread over splits), AL gain / MANUAL gain, objects per class and
    sessions per selection, labelling cost; figures like the seed's.
 
-Every step writes into the run folder and is skipped when its output is there, so an
-interrupted run resumes. All randomness comes from the config's seeds.
+Steps 1-3 are the loop's own functions (``train_members``, ``query_pool``, the oracle and
+``append_batch``), the same the notebook steps and the rounds call. Each function below takes
+what the earlier ones returned, so nothing depends on call order; each writes into the run
+folder and skips what is there, so an interrupted run resumes. All randomness comes from the
+config's seeds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,13 +38,10 @@ from alkit.data.classes import CLASSES
 from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.data.labels import LabelledBatch
 from alkit.data.lineage import append_batch
-from alkit.data.versions import DatasetVersion, to_frames_dataset
-from alkit.detector.module import TrainConfig
-from alkit.detector.network import DetectorConfig, UNetDetector
-from alkit.ensemble.datamodule import DetectionDataModule
-from alkit.ensemble.retrain import retrain
-from alkit.ensemble.store import Ensemble, load_ensemble
-from alkit.ensemble.train import train_ensemble
+from alkit.data.pool import Pool
+from alkit.data.versions import DatasetVersion, cached_frames
+from alkit.ensemble.retrain import RetrainConfig, retrain
+from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError, check_known_fields
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
 from alkit.experiments.tables import (
@@ -54,34 +54,41 @@ from alkit.experiments.tables import (
     selection_figure,
     summary_table,
 )
-from alkit.query.methods import METHODS, pool_frames, select_frames
-from alkit.query.score import read_scores, score_pool
-from alkit.query.selection import SelectionManifest
-from alkit.sim import World, experiment_world
-from alkit.sim.experiment import initial_version
+from alkit.query.methods import METHODS
+from alkit.query.pool_query import Queried, QueryConfig, ScoringConfig, query_pool
+from alkit.sim import World
+from alkit.sim.experiment import (
+    initial_frame_ids,
+    initial_version,
+    make_world,
+    visible_objects,
+    world_pool,
+)
 
-METRICS = ("wMAP", "mAP_large", "mAP_medium", "AP50", "AP")
-TEST_SETS = ("global", "night_heldout", "night", "manual")
+#: The tables' test sets, in print order.
+AB_TEST_SETS = ("global", "night_heldout", "night", "manual")
 
-
-#: The quick profile's schedule: 4 epochs of the 2,000 initial frames (500 steps of 16) in
-#: bfloat16, channels-last by default (about 1.2 min a member on 2 CPU cores).
-QUICK_TRAIN = {"max_epochs": 4, "precision": "bf16-mixed"}
+#: The quick profile's schedule: 4 epochs of the 2,000 initial frames (500 steps of 16),
+#: in bfloat16 where the CPU or GPU runs it fast, else fp32 (``resolve_precision``).
+QUICK_TRAIN = {"max_epochs": 4, "precision": "auto"}
 
 
 @dataclass(frozen=True)
 class ABConfig:
-    """Everything that determines an A/B run (plain values, papermill-friendly).
+    """Everything that determines an A/B run (plain values, papermill-friendly); its defaults
+    are the ``quick`` profile.
 
     World: ``profile``, ``world_seed``, ``sessions`` (segment sizes, see
     ``experiment_world``). Data: every ``initial_stride``-th initial frame is labelled;
     every ``pool_stride``-th frame of the filtered pool is scored; every ``test_stride``-th
     test frame is in the global test set. Ensemble: ``n_members``, ``model`` (DetectorConfig
-    fields), ``train`` (TrainConfig fields). Selection: ``budget`` frames per method,
-    ``classes_of_interest``, ``pool_filter`` (AL and MANUAL), ``al_session_cap``,
-    ``manual_filters`` (the curator's extra metadata/geo filter), ``manual_subsequence``,
-    ``metadata_filters``. Retraining: ``retrain`` = ``"finetune"`` (from REFERENCE, default
-    for quick) or ``"scratch"``; ``retrain_steps``, ``retrain_lr``, ``new_fraction``.
+    fields), ``train`` (TrainConfig fields). Scoring: ``accelerator``, ``devices``,
+    ``score_batch_size``, ``score_workers`` (render workers). Selection: ``budget`` frames
+    per method, ``classes_of_interest``, ``pool_filter`` (AL and MANUAL),
+    ``al_session_cap``, ``manual_filters`` (the curator's extra metadata/geo filter),
+    ``manual_subsequence``, ``metadata_filters``. Retraining: ``retrain`` = ``"finetune"``
+    (from REFERENCE, default for quick) or ``"scratch"``; ``retrain_steps``, ``retrain_lr``,
+    ``new_fraction``.
     Evaluation: ``n_splits`` x (1 - ``test_fraction``) / ``test_fraction`` splits.
     """
 
@@ -94,6 +101,10 @@ class ABConfig:
     n_members: int = 4
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=lambda: dict(QUICK_TRAIN))
+    accelerator: str = "auto"
+    devices: int | str = 1
+    score_batch_size: int = 32
+    score_workers: int = 0
     budget: int = 100
     classes_of_interest: tuple[str, ...] = ("person", "bicycle")
     pool_filter: dict = field(default_factory=lambda: {"time_of_day": ["night"]})
@@ -111,8 +122,7 @@ class ABConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.retrain not in ("finetune", "scratch"):
-            raise ConfigError(f"retrain must be 'finetune' or 'scratch', got {self.retrain!r}")
+        self.retraining()  # checks retrain and retrain_steps
         unknown = [c for c in self.classes_of_interest if c not in CLASSES]
         if unknown:
             raise ConfigError(f"classes_of_interest {unknown} are not in {list(CLASSES)}")
@@ -121,12 +131,51 @@ class ABConfig:
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
-    def from_dict(cls, values: dict) -> ABConfig:
+    def from_dict(cls, values: Mapping) -> ABConfig:
+        """From plain values; an unknown field raises ``ConfigError`` naming it."""
         check_known_fields(cls, values)
         values = dict(values)
         if "classes_of_interest" in values:
             values["classes_of_interest"] = tuple(values["classes_of_interest"])
         return cls(**values)
+
+    # the loop's configs, each made from these values in one place
+    def ensemble(self) -> EnsembleConfig:
+        return EnsembleConfig(self.n_members, self.model, self.train, self.batch_size, self.seed)
+
+    def query(self) -> QueryConfig:
+        return QueryConfig.from_values(self.to_dict())
+
+    def scoring(self) -> ScoringConfig:
+        return ScoringConfig(self.accelerator, self.devices, None, self.score_batch_size,
+                             self.score_workers)  # fmt: skip
+
+    def retraining(self) -> RetrainConfig:
+        return RetrainConfig(self.retrain, self.retrain_steps, self.retrain_lr, self.new_fraction)
+
+
+def as_ab_config(config: ABConfig | Mapping) -> ABConfig:
+    """An ``ABConfig`` from itself or a dict of its fields."""
+    return config if isinstance(config, ABConfig) else ABConfig.from_dict(config)
+
+
+@dataclass(frozen=True)
+class ABSetup:
+    """A claimed run folder and what every step reads: the world, its pool, the initial set."""
+
+    config: ABConfig
+    run_dir: Path
+    world: World
+    pool: Pool
+    initial_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """Per method: the oracle's ``batches`` and the appended ``versions``."""
+
+    batches: dict[str, LabelledBatch]
+    versions: dict[str, DatasetVersion]
 
 
 @dataclass(frozen=True)
@@ -141,166 +190,161 @@ class ABResult:
     figures: dict[str, Path]
 
 
-class ABRun:
-    """One A/B run in ``run_dir``; each method is one step of the protocol."""
+def ab_setup(config: ABConfig | Mapping, run_dir: str | Path) -> ABSetup:
+    """Claim ``run_dir`` for ``config`` (a folder holds one configuration) and build the world."""
+    c = as_ab_config(config)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    saved = run / "ab_config.json"
+    if saved.exists() and json.loads(saved.read_text()) != c.to_dict():
+        raise ConfigError(f"{saved} holds another configuration; use a new run folder")
+    storage.atomic_write_json(str(saved), c.to_dict())
+    world = make_world(c.profile, c.world_seed, c.sessions)
+    ids = tuple(initial_frame_ids(world, c.initial_stride))
+    return ABSetup(c, run, world, world_pool(world), ids)
 
-    def __init__(self, config: ABConfig, run_dir: str | Path, progress: bool = True,
-                 log: Callable[[str], None] = print):  # fmt: skip
-        self.config, self.dir, self.progress, self.log = config, Path(run_dir), progress, log
-        self.dir.mkdir(parents=True, exist_ok=True)
-        saved = self.dir / "ab_config.json"
-        if saved.exists() and json.loads(saved.read_text()) != config.to_dict():
-            raise ConfigError(f"{saved} holds another configuration; use a new run folder")
-        storage.atomic_write_json(str(saved), config.to_dict())
-        c = config
-        self.world = World(experiment_world(c.profile, seed=c.world_seed, **c.sessions))
-        self.model_config = DetectorConfig.from_dict(c.model) if c.model else DetectorConfig()
-        self.train_config = TrainConfig.from_dict(c.train) if c.train else TrainConfig()
-        self.initial_ids = list(self.world.segment_frame_ids("initial"))[:: c.initial_stride]
 
-    # 1 TRAIN ----------------------------------------------------------------------------
-    def train(self) -> Ensemble:
-        c = self.config
-        self.data = DetectionDataModule((self.world, self.initial_ids), c.batch_size,
-                                        seed=c.seed, cache=True)  # fmt: skip
-        self.log(f"TRAIN {c.n_members} members on {len(self.initial_ids)} initial frames")
-        manifest = train_ensemble(c.n_members, self.data, self.model_config, self.train_config,
-                                  self.dir / "ensemble", base_seed=c.seed,
-                                  enable_progress_bar=self.progress, log=self.log)  # fmt: skip
-        self.ensemble = load_ensemble(manifest)
-        self.ensemble_hashes = [m["sha256"] for m in self.ensemble.manifest["members"]]
-        return self.ensemble
+# 1 TRAIN --------------------------------------------------------------------------------------
+def ab_train(
+    setup: ABSetup, progress: bool = True, log: Callable[[str], None] = print
+) -> TrainedEnsemble:
+    """The ensemble on the initial set (``<run>/ensemble``)."""
+    c = setup.config
+    log(f"TRAIN {c.n_members} members on {len(setup.initial_ids)} initial frames")
+    labelled = (setup.world, list(setup.initial_ids))
+    return train_members(labelled, setup.run_dir / "ensemble", c.ensemble(), progress=progress,
+                         log=log)  # fmt: skip
 
-    # 2 QUERY ----------------------------------------------------------------------------
-    def query(self) -> dict[str, SelectionManifest]:
-        c, world = self.config, self.world
-        # the curator watches whole drives; ``pool_stride`` only thins what the ensemble scores
-        self.pool, watched, night = pool_frames(world, c.pool_filter, c.pool_stride)
-        self.log(f"QUERY score {len(night)} pool frames with {len(self.ensemble)} members")
-        score_pool(self.ensemble, world, night.frame_id.tolist(), str(self.dir / "scores"),
-                   member_hashes=self.ensemble_hashes, progress=self.progress,
-                   precision=self.train_config.precision)  # fmt: skip
-        scores = read_scores(str(self.dir / "scores")).merge(night, on="frame_id")
-        coi = list(c.classes_of_interest)
-        picks = select_frames(
-            world, METHODS, c.budget, coi, c.seed, scores, watched, self.pool,
-            c.al_session_cap, c.manual_filters, c.manual_subsequence, c.metadata_filters,
-        )  # fmt: skip
-        self.selections = {}
-        for method, table in picks.items():
-            params = {"budget": c.budget, "classes": coi, "seed": c.seed}
-            sel = SelectionManifest.from_table(
-                method.lower(), table, params, self.ensemble_hashes if method == "AL" else ()
-            )
-            sel.save(str(self.dir / "selections" / f"{method}.json"))
-            self.selections[method] = sel
-        return self.selections
 
-    # 3 ANNOTATE + 4 APPEND --------------------------------------------------------------
-    def annotate(self) -> dict[str, DatasetVersion]:
-        oracle = OracleLabeler(self.world)
-        initial = initial_version(self.world, self.config.initial_stride)
-        root = str(self.dir / "versions")
-        self.batches: dict[str, LabelledBatch] = {}
-        self.versions: dict[str, DatasetVersion] = {}
-        for method, sel in self.selections.items():
-            batch = oracle.label(list(sel.frame_ids))
-            self.batches[method] = batch
-            self.versions[method] = append_batch(root, initial, batch, sel,
-                                                 params={"method": method})  # fmt: skip
-        analysis = batch_summary(self.batches)
-        analysis.to_csv(self.dir / "selection_analysis.csv")
-        self.log("ANNOTATE " + ", ".join(f"{m}: {len(b)} frames" for m, b in self.batches.items()))
-        return self.versions
+# 2 QUERY --------------------------------------------------------------------------------------
+def ab_query(
+    setup: ABSetup, trained: TrainedEnsemble, progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Queried:  # fmt: skip
+    """Every method's selection (``<run>/selections/<METHOD>.json``, scores in ``<run>/scores``)."""
+    c = setup.config
+    log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(METHODS)}")
+    return query_pool(trained.ensemble, setup.pool, setup.run_dir, tuple(METHODS), c.query(),
+                      c.scoring(), visible=visible_objects(setup.world),
+                      progress=progress)  # fmt: skip
 
-    # 5 A/B ------------------------------------------------------------------------------
-    def _new_frames(self, method: str) -> tuple[Dataset, dict[int, int]]:
-        sel_ids = set(self.selections[method].frame_ids)
-        full = to_frames_dataset(self.versions[method], self.world)
-        rows = [i for i, fid in enumerate(full.frame_ids) if fid in sel_ids]
-        cached = CachedFrames(Subset(full, rows))
-        return cached, {fid: i for i, fid in enumerate(cached.frame_ids)}
 
-    def evaluate(self) -> pd.DataFrame:
-        c = self.config
-        out = self.dir / "ab"
-        out.mkdir(exist_ok=True)
-        reference: UNetDetector = self.ensemble.members[0]
-        fixed = evaluation_sets(self.world, ("global", "night_heldout"), c.test_stride)
-        new = {m: self._new_frames(m) for m in METHODS}
-        splits = {m: cv_splits(self.selections[m].frame_ids, c.n_splits, c.test_fraction, c.seed)
-                  for m in METHODS}  # fmt: skip
-        retrain_cfg = self.train_config.to_dict() | {"lr": c.retrain_lr, "warmup_steps": 10}
-        for s in range(c.n_splits):
-            night = sorted(set(splits["AL"][s][1]) | set(splits["MANUAL"][s][1]))
-            manual = splits["MANUAL"][s][1]
-            sets = {**fixed,
-                    "night": CachedFrames(VirtualFrames(self.world, night)),
-                    "manual": CachedFrames(VirtualFrames(self.world, manual))}  # fmt: skip
-            for method in (REFERENCE, *METHODS):
-                path = out / f"{method}_{s}.parquet"
-                if path.exists():
-                    continue
-                if method == REFERENCE and c.retrain == "scratch":
-                    model = reference
+# 3 ANNOTATE + 4 APPEND ------------------------------------------------------------------------
+def ab_annotate(setup: ABSetup, queried: Queried, log: Callable[[str], None] = print) -> Annotated:
+    """The oracle labels each selection; each is appended to the initial set as a version
+    (``<run>/versions``); ``<run>/selection_analysis.csv`` holds what each batch contains."""
+    oracle = OracleLabeler(setup.world)
+    initial = initial_version(setup.world, setup.config.initial_stride)
+    root = str(setup.run_dir / "versions")
+    batches, versions = {}, {}
+    for method, sel in queried.selections.items():
+        batches[method] = oracle.label(list(sel.frame_ids))
+        versions[method] = append_batch(root, initial, batches[method], sel,
+                                        params={"method": method})  # fmt: skip
+    batch_summary(batches).to_csv(setup.run_dir / "selection_analysis.csv")
+    log("ANNOTATE " + ", ".join(f"{m}: {len(b)} frames" for m, b in batches.items()))
+    return Annotated(batches, versions)
+
+
+# 5 A/B: retrain and EVALUATE ------------------------------------------------------------------
+def ab_evaluate(
+    setup: ABSetup, trained: TrainedEnsemble, queried: Queried, annotated: Annotated,
+    progress: bool = True, log: Callable[[str], None] = print,
+) -> pd.DataFrame:  # fmt: skip
+    """The seed's protocol (module docstring, step 4): one row per evaluation, in
+    ``<run>/ab/<method>_<split>.parquet`` and ``<run>/results.csv``."""
+    c, world = setup.config, setup.world
+    out = setup.run_dir / "ab"
+    out.mkdir(exist_ok=True)
+    reference = trained.ensemble.members[0]
+    fixed = evaluation_sets(world, ("global", "night_heldout"), c.test_stride)
+    methods = tuple(queried.selections)
+    new = {}
+    for m in methods:
+        new[m] = cached_frames(annotated.versions[m], world, queried.selections[m].frame_ids)
+    index = {m: {fid: i for i, fid in enumerate(new[m].frame_ids)} for m in methods}
+    splits = {m: cv_splits(queried.selections[m].frame_ids, c.n_splits, c.test_fraction, c.seed)
+              for m in methods}  # fmt: skip
+    for s in range(c.n_splits):
+        night = sorted(set(splits["AL"][s][1]) | set(splits["MANUAL"][s][1]))
+        manual = splits["MANUAL"][s][1]
+        sets = {**fixed,
+                "night": CachedFrames(VirtualFrames(world, night)),
+                "manual": CachedFrames(VirtualFrames(world, manual))}  # fmt: skip
+        for method in (REFERENCE, *methods):
+            path = out / f"{method}_{s}.parquet"
+            if path.exists():
+                continue
+            if method == REFERENCE and c.retrain == "scratch":
+                model = reference
+            else:
+                # Fine-tuning: REFERENCE gets the same extra steps on the initial data
+                # alone, so a method's gain is its new labels', not the extra training's.
+                if method == REFERENCE:
+                    part: Dataset = Subset(trained.frames, [])
                 else:
-                    # Fine-tuning: REFERENCE gets the same extra steps on the initial data
-                    # alone, so a method's gain is its new labels', not the extra training's.
-                    if method == REFERENCE:
-                        train_part: Dataset = Subset(self.data.dataset, [])
-                    else:
-                        data, index = new[method]
-                        train_part = Subset(data, [index[i] for i in splits[method][s][0]])
-                    self.log(f"A/B split {s}: retrain {method} on initial + {len(train_part)}")
-                    model = retrain(
-                        self.data.dataset, train_part, retrain_cfg, c.retrain_steps,
-                        seed=c.seed * 100 + s, batch_size=c.batch_size,
-                        init=reference if c.retrain == "finetune" else None,
-                        model_config=None if c.retrain == "finetune" else self.model_config,
-                        new_fraction=c.new_fraction if c.retrain == "finetune" else None,
-                        enable_progress_bar=self.progress,
-                    )  # fmt: skip
-                table = evaluation_table(model, sets).assign(method=method, split=s)
-                frame = table[[*RESULT_COLUMNS, "n_gt"]]
-                storage.atomic_write_parquet(frame, str(path))
-        results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
-                            ignore_index=True)  # fmt: skip
-        results.to_csv(self.dir / "results.csv", index=False)
-        return results
-
-    # 6 REPORT ---------------------------------------------------------------------------
-    def report(self, results: pd.DataFrame) -> ABResult:
-        c = self.config
-        coi = list(c.classes_of_interest)
-        part = results[results["class"].isin(coi)]
-        summary = summary_table(part)
-        summary.to_csv(self.dir / "summary.csv", index=False)
-        gains = gain_ratio(summary)
-        gains.to_csv(self.dir / "gains.csv", index=False)
-        analysis = pd.read_csv(self.dir / "selection_analysis.csv", index_col=0)
-        figures = {}
-        for test_set in ("night", "night_heldout", "global"):
-            fig = relative_bar_figure(summary, test_set, "wMAP")
-            figures[f"relative_wmap_{test_set}"] = self.dir / f"relative_wmap_{test_set}.png"
-            fig.savefig(figures[f"relative_wmap_{test_set}"], dpi=110)
-        fig = selection_figure(analysis, list(CLASSES))
-        figures["selections"] = self.dir / "selections.png"
-        fig.savefig(figures["selections"], dpi=110)
-        tables = {t: seed_table(summary, t, ["wMAP", "mAP_large", "mAP_medium"]) for t in TEST_SETS}
-        text = "".join(f"{t} test set\n{table.to_string()}\n\n" for t, table in tables.items())
-        storage.atomic_write_text(str(self.dir / "tables.txt"), text)
-        return ABResult(self.dir, results, summary, gains, analysis, figures)
+                    part = Subset(new[method], [index[method][i] for i in splits[method][s][0]])
+                log(f"A/B split {s}: retrain {method} on initial + {len(part)}")
+                model = retrain(reference, trained.frames, part, c.train, c.retraining(),
+                                seed=c.seed * 100 + s, batch_size=c.batch_size,
+                                progress=progress)  # fmt: skip
+            table = evaluation_table(model, sets).assign(method=method, split=s)
+            storage.atomic_write_parquet(table[[*RESULT_COLUMNS, "n_gt"]], str(path))
+    results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
+                        ignore_index=True)  # fmt: skip
+    results.to_csv(setup.run_dir / "results.csv", index=False)
+    return results
 
 
-def run_ab_test(config: ABConfig | dict, run_dir: str | Path, progress: bool = True,
-                log: Callable[[str], None] = print) -> ABResult:  # fmt: skip
+# 6 REPORT -------------------------------------------------------------------------------------
+def ab_report(setup: ABSetup, results: pd.DataFrame) -> ABResult:
+    """Summary, gains, seed-style tables and figures from ``results`` (``ab_evaluate``)."""
+    c, run = setup.config, setup.run_dir
+    part = results[results["class"].isin(list(c.classes_of_interest))]
+    summary = summary_table(part)
+    summary.to_csv(run / "summary.csv", index=False)
+    gains = gain_ratio(summary)
+    gains.to_csv(run / "gains.csv", index=False)
+    analysis = pd.read_csv(run / "selection_analysis.csv", index_col=0)
+    figures = {}
+    for test_set in ("night", "night_heldout", "global"):
+        figures[f"relative_wmap_{test_set}"] = run / f"relative_wmap_{test_set}.png"
+        relative_bar_figure(summary, test_set, "wMAP").savefig(
+            figures[f"relative_wmap_{test_set}"], dpi=110
+        )
+    figures["selections"] = run / "selections.png"
+    selection_figure(analysis, list(CLASSES)).savefig(figures["selections"], dpi=110)
+    metrics = ["wMAP", "mAP_large", "mAP_medium"]
+    tables = {t: seed_table(summary, t, metrics) for t in AB_TEST_SETS}
+    text = "".join(f"{t} test set\n{table.to_string()}\n\n" for t, table in tables.items())
+    storage.atomic_write_text(str(run / "tables.txt"), text)
+    return ABResult(run, results, summary, gains, analysis, figures)
+
+
+def run_ab_test(
+    config: ABConfig | Mapping, run_dir: str | Path, progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ABResult:  # fmt: skip
     """Run (or resume) the whole A/B protocol in ``run_dir``; see the module docstring."""
-    config = config if isinstance(config, ABConfig) else ABConfig.from_dict(config)
-    run = ABRun(config, run_dir, progress, log)
-    run.train()
-    run.query()
-    run.annotate()
-    return run.report(run.evaluate())
+    setup = ab_setup(config, run_dir)
+    trained = ab_train(setup, progress, log)
+    queried = ab_query(setup, trained, progress, log)
+    annotated = ab_annotate(setup, queried, log)
+    return ab_report(setup, ab_evaluate(setup, trained, queried, annotated, progress, log))
 
 
-__all__ = ["ABConfig", "ABResult", "ABRun", "run_ab_test"]
+__all__ = [
+    "AB_TEST_SETS",
+    "ABConfig",
+    "ABResult",
+    "ABSetup",
+    "Annotated",
+    "ab_annotate",
+    "ab_evaluate",
+    "ab_query",
+    "ab_report",
+    "ab_setup",
+    "ab_train",
+    "as_ab_config",
+    "run_ab_test",
+]

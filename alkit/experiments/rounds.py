@@ -17,34 +17,31 @@ pipeline caches the whole step.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from torch import nn
-from torch.utils.data import Dataset, Subset
 
 from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
-from alkit.data.datasets import CachedFrames
 from alkit.data.lineage import append_batch
-from alkit.data.versions import DatasetVersion, to_frames_dataset
-from alkit.detector.module import TrainConfig
-from alkit.detector.network import DetectorConfig
-from alkit.ensemble.datamodule import DetectionDataModule
+from alkit.data.versions import cached_frames
 from alkit.ensemble.retrain import retrain
-from alkit.ensemble.store import load_ensemble
-from alkit.ensemble.train import train_ensemble
+from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
-from alkit.experiments.abtest import ABConfig
-from alkit.query.methods import METHODS, pool_frames, select_frames
-from alkit.query.score import read_scores, score_pool
-from alkit.query.selection import SelectionManifest
-from alkit.sim import World
-from alkit.sim.experiment import initial_version, make_world
+from alkit.experiments.abtest import ABConfig, as_ab_config
+from alkit.query.methods import check_methods
+from alkit.query.pool_query import query_pool
+from alkit.sim.experiment import (
+    initial_frame_ids,
+    initial_version,
+    make_world,
+    visible_objects,
+    world_pool,
+)
 
 CURVE_COLUMNS = (
     "method",
@@ -56,15 +53,6 @@ CURVE_COLUMNS = (
     "test_set",
     "n_gt",
 )
-
-
-def state_sha256(model: nn.Module) -> str:
-    """sha256 of a model's weights (state dict tensors in key order): its lineage id."""
-    digest = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def learning_curves(curves: pd.DataFrame, test_set: str) -> pd.DataFrame:
@@ -108,33 +96,22 @@ def run_rounds(
 
     ``config`` supplies the world, the initial set, the ensemble, the selection settings, the
     retraining (``retrain``, ``retrain_steps``, ``retrain_lr``, ``new_fraction``) and the test
-    sets' ``test_stride`` (``alkit.evaluate.test_sets``); its ``n_splits`` and ``test_fraction``
-    are not used. Returns the tidy curves table.
+    sets' ``test_stride`` (``alkit.evaluate.test_sets``); its ``n_splits`` and
+    ``test_fraction`` are not used. Returns the tidy curves table.
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ConfigError(f"methods must be a non-empty subset of {list(METHODS)}, got {methods}")
+    methods = check_methods(methods)
     if n_rounds < 1:
         raise ConfigError(f"n_rounds must be >= 1, got {n_rounds}")
-    c, out = config, Path(out_dir)
+    c, out = as_ab_config(config), Path(out_dir)
     world = make_world(c.profile, c.world_seed, c.sessions)
-    initial_ids = list(world.segment_frame_ids("initial"))[:: c.initial_stride]
-    data = DetectionDataModule((world, initial_ids), c.batch_size, seed=c.seed, cache=True)
+    initial_ids = initial_frame_ids(world, c.initial_stride)
     log(f"round 0: TRAIN {c.n_members} members on {len(initial_ids)} initial frames")
-    manifest = train_ensemble(
-        c.n_members,
-        data,
-        c.model or None,
-        c.train or None,
-        out / "ensemble",
-        base_seed=c.seed,
-        enable_progress_bar=progress,
-    )
-    reference = list(load_ensemble(manifest).members)
-    data.setup("fit")  # a resumed ensemble trained nothing, so build the data here
-    old = data.dataset
+    trained = train_members((world, initial_ids), out / "ensemble", c.ensemble(),
+                            progress=progress)  # fmt: skip
+    reference = list(trained.ensemble.members)
+    scoring = replace(c.scoring(), precision=trained.ensemble.train_precision)
     sets = evaluation_sets(world, test_set_names, c.test_stride)
-    pool, watched, night = pool_frames(world, c.pool_filter, c.pool_stride)
+    pool, visible = world_pool(world), visible_objects(world)
     oracle = OracleLabeler(world)
     versions = {m: initial_version(world, c.initial_stride) for m in methods}
     taken: dict[str, set[int]] = {m: set() for m in methods}
@@ -144,39 +121,13 @@ def run_rounds(
     for r in range(1, n_rounds + 1):
         for method in methods:
             done = taken[method]
-            candidates = night[~night.frame_id.isin(done)]
-            scores, used = None, ()
-            if method == "AL":
-                used = [state_sha256(m) for m in members[method]]
-                url = out / "scores" / f"round_{r:02d}"
-                shutil.rmtree(url, ignore_errors=True)  # scores of an interrupted earlier call
-                score_pool(
-                    members[method],
-                    world,
-                    candidates.frame_id.tolist(),
-                    str(url),
-                    member_hashes=used,
-                    progress=progress,
-                )
-                scores = read_scores(str(url)).merge(candidates, on="frame_id")
-            picks = select_frames(
-                world,
-                (method,),
-                c.budget,
-                c.classes_of_interest,
-                c.seed + r,
-                scores,
-                watched[~watched.frame_id.isin(done)],
-                pool[~pool.frame_id.isin(done)],
-                c.al_session_cap,
-                c.manual_filters,
-                c.manual_subsequence,
-                c.metadata_filters,
-            )[method]
-            sel = SelectionManifest.from_table(
-                method.lower(), picks, {"round": r, "budget": c.budget}, used
-            )
-            sel.save(str(out / "selections" / f"{method}_{r:02d}.json"))
+            name = f"{{method}}_{r:02d}"
+            # scores of an interrupted earlier call were made by other members
+            shutil.rmtree(out / "scores" / name.format(method=method), ignore_errors=True)
+            queried = query_pool(members[method], pool, out, (method,), c.query(), scoring,
+                                 taken=done, visible=visible, seed=c.seed + r, name=name,
+                                 params={"round": r}, progress=progress)  # fmt: skip
+            sel = queried.selections[method]
             versions[method] = append_batch(
                 str(out / "versions"),
                 versions[method],
@@ -187,9 +138,20 @@ def run_rounds(
             done |= set(sel.frame_ids)
             log(f"round {r}: {method} has labelled {len(done)} new frames")
             n_train = len(reference) if method == "AL" and r < n_rounds else 1
-            members[method] = _retrain(
-                c, reference[:n_train], old, _new_frames(versions[method], world, done), r, progress
-            )
+            new = cached_frames(versions[method], world, done)
+            members[method] = [
+                retrain(
+                    member,
+                    trained.frames,
+                    new,
+                    c.train,
+                    c.retraining(),
+                    seed=c.seed * 1000 + 10 * r + i,
+                    batch_size=c.batch_size,
+                    progress=progress,
+                )  # fmt: skip
+                for i, member in enumerate(reference[:n_train])
+            ]
             table = evaluation_table(members[method][0], sets, c.batch_size)
             labelled = len(initial_ids) + len(done)
             parts.append(table.assign(method=method, round=r, labelled_frames=labelled))
@@ -198,42 +160,9 @@ def run_rounds(
     return curves
 
 
-def _new_frames(version: DatasetVersion, world: World, frame_ids: set[int]) -> CachedFrames:
-    """The frames of ``version`` among ``frame_ids``, with the version's labels, in memory."""
-    full = to_frames_dataset(version, world)
-    return CachedFrames(Subset(full, [i for i, f in enumerate(full.frame_ids) if f in frame_ids]))
-
-
-def _retrain(
-    c: ABConfig, reference: Sequence[nn.Module], old: Dataset, new: Dataset, r: int, progress: bool
-) -> list[nn.Module]:
-    """Retrain one detector per ``reference`` member on ``old`` + ``new`` (see ``retrain``)."""
-    config = TrainConfig.from_dict(c.train) if c.train else TrainConfig()
-    config = TrainConfig.from_dict(config.to_dict() | {"lr": c.retrain_lr, "warmup_steps": 10})
-    arch = DetectorConfig.from_dict(c.model) if c.model else DetectorConfig()
-    finetune = c.retrain == "finetune"
-    return [
-        retrain(
-            old,
-            new,
-            config,
-            c.retrain_steps,
-            seed=c.seed * 1000 + 10 * r + i,
-            batch_size=c.batch_size,
-            init=member if finetune else None,
-            model_config=None if finetune else arch,
-            new_fraction=c.new_fraction if finetune else None,
-            enable_progress_bar=progress,
-        )
-        for i, member in enumerate(reference)
-    ]
-
-
 __all__ = [
     "CURVE_COLUMNS",
-    "METHODS",
     "learning_curves",
     "round_table",
     "run_rounds",
-    "state_sha256",
 ]

@@ -14,18 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from alkit.data.pool import filter_metadata
 from alkit.errors import ConfigError, DataError
-
-
-def filter_manifest(manifest: pd.DataFrame, filters: Mapping[str, Sequence] | None) -> pd.DataFrame:
-    """Rows whose columns take one of the listed values, e.g. ``{"time_of_day": ["night"]}``."""
-    out = manifest
-    for column, values in (filters or {}).items():
-        if column not in out.columns:
-            raise ConfigError(f"filter on unknown column {column!r}; columns: {list(out.columns)}")
-        allowed = [values] if isinstance(values, str | int) else list(values)
-        out = out[out[column].isin(allowed)]
-    return out
 
 
 def _check_budget(pool: pd.DataFrame, k: int, what: str) -> None:
@@ -49,7 +39,7 @@ def metadata_selection(
     manifest: pd.DataFrame, k: int, seed: int, filters: Mapping[str, Sequence]
 ) -> pd.DataFrame:
     """Filter by metadata tags, then ``random_selection`` from what is left."""
-    return random_selection(filter_manifest(manifest, filters), k, seed)
+    return random_selection(filter_metadata(manifest, filters), k, seed)
 
 
 def manual_curation(
@@ -75,7 +65,7 @@ def manual_curation(
     Returns the picked rows of ``manifest`` in pick order, with ``subsequence`` numbering
     the stretches.
     """
-    pool = filter_manifest(manifest, filters)
+    pool = filter_metadata(manifest, filters)
     _check_budget(pool, k, "manual curation")
     for column in ("session_id", "frame_index"):
         if column not in pool.columns:

@@ -1,97 +1,119 @@
-"""Several selection methods side by side at one budget: AL and the seed's baselines.
+"""Selection methods behind one registry: AL and the seed's baselines at one budget.
 
-``select_frames`` runs any of ``METHODS`` on the same pool, so the QUERY step, the A/B test and
-the multi-round loop pick frames the same way.
+Every method is a function ``(candidates, settings) -> picks`` registered in ``METHODS`` under
+its name; ``select_frames`` runs any of them on the same candidates, so the QUERY step, the
+A/B test and the rounds pick frames the same way. ``picks`` are rows of the candidates'
+metadata in pick order (AL adds ``score`` and ``picked_for``; MANUAL adds ``subsequence``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from alkit.data.classes import CLASSES
 from alkit.errors import ConfigError
-from alkit.query.baselines import (
-    filter_manifest,
-    manual_curation,
-    metadata_selection,
-    random_selection,
-)
+from alkit.query.baselines import manual_curation, metadata_selection, random_selection
 from alkit.query.round_robin import round_robin_topk
 
-METHODS = ("AL", "MANUAL", "RANDOM", "METADATA")
-BASELINES = METHODS[1:]
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """How much to pick and how (plain values).
+
+    ``budget`` frames per method; AL takes turns over ``classes_of_interest`` with at most
+    ``al_session_cap`` picks per session; MANUAL applies ``manual_filters`` and keeps stretches
+    of ``manual_subsequence`` frames; METADATA applies ``metadata_filters``; ``seed`` drives
+    the random baselines and the curator.
+    """
+
+    budget: int = 100
+    classes_of_interest: tuple[str, ...] = ("person", "bicycle")
+    seed: int = 0
+    al_session_cap: int | None = None
+    manual_filters: Mapping = field(default_factory=dict)
+    manual_subsequence: int = 20
+    metadata_filters: Mapping = field(default_factory=dict)
 
 
-def class_counts(world: Any, frame_ids) -> pd.DataFrame:
-    """Ground-truth objects per class per frame: what a curator sees when watching a drive."""
-    rows = []
-    for fid in frame_ids:
-        labels = world.frame(int(fid)).labels
-        rows.append([int(fid), *np.bincount(labels, minlength=len(CLASSES)).tolist()])
-    return pd.DataFrame(rows, columns=["frame_id", *CLASSES])
+@dataclass(frozen=True)
+class Candidates:
+    """What the methods choose from (metadata tables with a ``frame_id`` column).
+
+    Attributes:
+        pool: the whole pool (RANDOM, METADATA).
+        watched: the frames passing the pool filter, whole drives (MANUAL watches these).
+        scores: the scored frames with one score column per class (AL); ``None`` if unscored.
+        visible: the curator's eyes: ``frame_ids -> frame_id + objects per class``; ``None``
+            where nobody can watch the drives (then MANUAL cannot run).
+    """
+
+    pool: pd.DataFrame
+    watched: pd.DataFrame
+    scores: pd.DataFrame | None = None
+    visible: Callable[[Sequence[int]], pd.DataFrame] | None = None
 
 
-def pool_frames(
-    world: Any, pool_filter: Mapping | None, pool_stride: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``(pool, watched, scored)`` manifests: the whole ``pool`` segment; the frames passing
-    ``pool_filter``, which the MANUAL curator watches as whole drives; and every
-    ``pool_stride``-th of those, which the ensemble scores for AL."""
-    pool = world.manifest(world.segment_frame_ids("pool"))
-    watched = filter_manifest(pool, pool_filter)
-    return pool, watched, watched.iloc[::pool_stride]
+def _al(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    if c.scores is None:
+        raise ConfigError("AL needs scores: score the pool with the ensemble first")
+    coi = list(s.classes_of_interest)
+    return round_robin_topk(c.scores, coi, s.budget, per_session_cap=s.al_session_cap)
 
 
-def select_frames(
-    world: Any,
-    methods: Sequence[str],
-    budget: int,
-    classes: Sequence[str],
-    seed: int,
-    scores: pd.DataFrame | None = None,
-    candidates: pd.DataFrame | None = None,
-    pool: pd.DataFrame | None = None,
-    al_session_cap: int | None = None,
-    manual_filters: Mapping | None = None,
-    manual_subsequence: int = 20,
-    metadata_filters: Mapping | None = None,
-) -> dict[str, pd.DataFrame]:
-    """``budget`` frames for each of ``methods``: AL = round robin over ``classes`` on
-    ``scores``; MANUAL = simulated curation of ``candidates`` (the filtered pool); RANDOM and
-    METADATA draw from ``pool`` (the whole pool manifest)."""
+def _manual(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    if c.visible is None:
+        raise ConfigError(
+            "MANUAL simulates a curator who watches the drives; this pool has no ground truth "
+            "to watch (visible=None)"
+        )
+    return manual_curation(
+        c.watched,
+        c.visible,
+        list(s.classes_of_interest),
+        s.budget,
+        s.seed,
+        filters=s.manual_filters,
+        subsequence_length=s.manual_subsequence,
+    )
+
+
+def _random(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    return random_selection(c.pool, s.budget, s.seed)
+
+
+def _metadata(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    return metadata_selection(c.pool, s.budget, s.seed, s.metadata_filters or {})
+
+
+#: name -> method; the order is the order of tables and figures.
+METHODS: dict[str, Callable[[Candidates, SelectionSettings], pd.DataFrame]] = {
+    "AL": _al,
+    "MANUAL": _manual,
+    "RANDOM": _random,
+    "METADATA": _metadata,
+}
+BASELINES = tuple(m for m in METHODS if m != "AL")
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """``methods`` as a tuple; ``ConfigError`` naming the unknown ones or for none."""
+    if isinstance(methods, str) or not methods:
+        raise ConfigError(f"methods must be a non-empty list of {list(METHODS)}, got {methods!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown selection method(s) {unknown}; choose from {list(METHODS)}")
-    needs = {
-        "AL": ("scores", scores),
-        "MANUAL": ("candidates", candidates),
-        "RANDOM": ("pool", pool),
-        "METADATA": ("pool", pool),
-    }
-    missing = sorted({needs[m][0] for m in methods if needs[m][1] is None})
-    if missing:
-        raise ConfigError(f"select_frames: methods {list(methods)} need {missing}")
-    coi = list(classes)
-    makers = {
-        "AL": lambda: round_robin_topk(scores, coi, budget, per_session_cap=al_session_cap),
-        "MANUAL": lambda: manual_curation(
-            candidates,
-            lambda ids: class_counts(world, ids),
-            coi,
-            budget,
-            seed,
-            filters=manual_filters,
-            subsequence_length=manual_subsequence,
-        ),
-        "RANDOM": lambda: random_selection(pool, budget, seed),
-        "METADATA": lambda: metadata_selection(pool, budget, seed, metadata_filters or {}),
-    }
-    return {m: makers[m]() for m in methods}
+    return tuple(methods)
+
+
+def select_frames(
+    methods: Sequence[str], candidates: Candidates, settings: SelectionSettings
+) -> dict[str, pd.DataFrame]:
+    """``settings.budget`` frames for each of ``methods``, in pick order."""
+    return {m: METHODS[m](candidates, settings) for m in check_methods(methods)}
 
 
 def selection_overview(picks: pd.DataFrame) -> pd.DataFrame:
@@ -124,9 +146,10 @@ def score_figure(scores: pd.DataFrame, picked: Sequence[int], classes: Sequence[
 __all__ = [
     "BASELINES",
     "METHODS",
-    "class_counts",
-    "pool_frames",
-    "select_frames",
+    "Candidates",
+    "SelectionSettings",
+    "check_methods",
     "score_figure",
+    "select_frames",
     "selection_overview",
 ]

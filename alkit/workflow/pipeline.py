@@ -38,13 +38,8 @@ from typing import Any
 
 from alkit import __version__
 from alkit.errors import ConfigError
-from alkit.workflow.recipes import (
-    Step,
-    check_overrides,
-    profile_parameters,
-    recipe_steps,
-    step_parameters,
-)
+from alkit.experiments.profiles import profile_parameters
+from alkit.workflow.recipes import Step, check_overrides, recipe_steps, step_parameters
 from alkit.workflow.runfolder import (
     StepFailed,
     cache_key,
@@ -117,7 +112,7 @@ def _prepare(
 ) -> tuple[dict, dict, str]:
     """``(parameters, inputs, key)`` of a step."""
     out = run_dir / "out"
-    wired = {"out_dir": str(out / step.notebook)}
+    wired = {"out_dir": str(out / step.name)}
     wired |= {name: str(out / ref) for name, ref in step.inputs.items()}
     params = step_parameters(step, declared, values, overrides, wired)
     inputs: dict[str, Any] = {
@@ -161,7 +156,7 @@ def run_recipe(
     values = profile_parameters(profile)
     run_dir = Path(run_dir).resolve()
     notebooks = Path(notebooks_dir or NOTEBOOKS).resolve()
-    sources = {s.notebook: notebooks / f"{s.notebook}.ipynb" for s in steps}
+    sources = {s.name: notebooks / f"{s.notebook}.ipynb" for s in steps}
     missing = [str(p) for p in sources.values() if not p.exists()]
     if missing:
         raise ConfigError(f"notebooks {missing} not found; pass notebooks_dir (--notebooks)")
@@ -199,7 +194,7 @@ def run_recipe(
     records: dict[str, dict] = manifest["steps"]
     results = []
     for i, step in enumerate(steps, start=1):
-        name, source = step.notebook, sources[step.notebook]
+        name, source = step.name, sources[step.name]
         params, inputs, key = _prepare(
             step, declared[name], values, overrides, records, run_dir, source
         )

@@ -1,4 +1,4 @@
-"""Recipes (which notebooks run, wired how), profiles (parameter sets) and ``-p`` values.
+"""Recipes (which notebooks run, wired how) and ``-p`` values.
 
 A recipe is a sequence of ``Step`` s, each a notebook of ``notebooks/`` plus the parameters
 the pipeline wires to an upstream step's output (``"<step>/<path in its out_dir>"``); every
@@ -7,10 +7,7 @@ a step-scoped override (``-p 02_query.budget=5``), a global override (``-p budge
 profile, else the notebook's own default. Only parameters a notebook declares in its
 ``parameters`` cell are passed to it.
 
-Profiles: ``quick`` is exactly ``ABConfig()``'s A/B quick settings (CPU, minutes); ``full`` is
-the GPU-scale configuration (384 x 640 world, bigger U-Net, 8 members, a 1% budget of the full
-pool, retraining from scratch like the seed); ``tiny`` runs every notebook in seconds (a smoke
-test; its numbers mean nothing).
+The profiles are ``alkit.experiments.profiles``.
 """
 
 from __future__ import annotations
@@ -21,15 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alkit.errors import ConfigError
-from alkit.experiments.abtest import ABConfig
 
 
 @dataclass(frozen=True)
 class Step:
-    """One notebook of a recipe; ``inputs``: parameter -> ``"<upstream step>/<relative path>"``."""
+    """One notebook of a recipe; ``inputs``: parameter -> ``"<upstream step>/<relative path>"``;
+    ``label``: the step's name when one notebook runs twice in a recipe (else the notebook's)."""
 
     notebook: str
     inputs: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The step's name: its ``out/`` folder, ``steps/`` notebook and ``-p STEP.key`` scope."""
+        return self.label or self.notebook
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -38,62 +41,27 @@ class Step:
 
 
 _TRAIN = "01_train_ensemble"
+_RETRAIN = "round2_01_train_ensemble"
 _WORLD = {"world_path": f"{_TRAIN}/world.json"}
 _ENSEMBLE = {"ensemble_path": f"{_TRAIN}/ensemble.json"}
 _SELECTION = {"selection_path": "02_query/selections/AL.json"}
 
 RECIPES: dict[str, tuple[Step, ...]] = {
     "ab": (Step("10_ab_test"),),
+    # one round of the loop, closed: round 2's TRAIN trains on the appended version, and
+    # EVALUATE evaluates that ensemble
     "loop": (
         Step(_TRAIN),
         Step("02_query", {**_WORLD, **_ENSEMBLE}),
         Step("03_annotate", {**_WORLD, **_SELECTION}),
         Step("04_append", {**_WORLD, **_SELECTION, "batch_path": "03_annotate/batch.json"}),
-        Step("05_evaluate", {**_WORLD, **_ENSEMBLE}),
+        Step(_TRAIN, {"version_path": "04_append/version.json"}, label=_RETRAIN),
+        Step(
+            "05_evaluate",
+            {"world_path": f"{_RETRAIN}/world.json", "ensemble_path": f"{_RETRAIN}/ensemble.json"},
+        ),
     ),
     "rounds": (Step("30_active_learning_loop"),),
-}
-
-#: ``quick``: the A/B quick settings (``ABConfig`` defaults); ``full``: GPU scale; ``tiny``:
-#: a smoke test of the notebooks and the pipeline.
-PROFILES: dict[str, dict[str, Any]] = {
-    "quick": ABConfig().to_dict(),
-    "full": ABConfig().to_dict()
-    | {
-        "profile": "full",  # 384 x 640 frames; pool of 2000 sessions (200,000 frames)
-        "n_members": 8,
-        "model": {"width": 32, "depth": 4, "stride": 4, "head_width": 64},
-        "train": {
-            "max_epochs": 20,
-            "warmup_steps": 500,
-            "precision": "bf16-mixed",
-            "channels_last": True,
-        },
-        "batch_size": 32,
-        "budget": 2000,  # 1% of the full pool, as in the seed
-        "pool_stride": 1,
-        "retrain": "scratch",
-        "retrain_steps": 20000,
-        "n_rounds": 5,
-    },
-    # a smoke test: every step of every recipe in seconds on a CPU; the numbers mean nothing
-    "tiny": ABConfig().to_dict()
-    | {
-        "sessions": {"initial": 2, "pool": 3, "test": 2},
-        "initial_stride": 4,
-        "test_stride": 25,
-        "n_members": 2,
-        "model": {"width": 4, "depth": 2, "stride": 4, "head_width": 8},
-        "train": {"max_epochs": 1, "max_steps": 4, "warmup_steps": 1},
-        "batch_size": 8,
-        "budget": 10,
-        "manual_subsequence": 5,
-        "manual_filters": {},
-        "retrain_steps": 2,
-        "n_splits": 1,
-        "n_rounds": 1,
-        "progress": False,
-    },
 }
 
 
@@ -102,13 +70,6 @@ def recipe_steps(recipe: str) -> tuple[Step, ...]:
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
     return RECIPES[recipe]
-
-
-def profile_parameters(profile: str) -> dict[str, Any]:
-    """A copy of a profile's parameter values."""
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    return json.loads(json.dumps(PROFILES[profile]))
 
 
 def parse_value(text: str) -> Any:
@@ -143,7 +104,7 @@ def step_parameters(
     own overrides, global overrides, the profile; names the notebook does not declare are left
     out (the notebook keeps its default for declared names nobody sets)."""
     scoped = {
-        k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".", 1)[0] == step.notebook
+        k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".", 1)[0] == step.name
     }
     values: dict[str, Any] = {}
     for name in declared:
@@ -176,13 +137,11 @@ def check_overrides(
 
 
 __all__ = [
-    "PROFILES",
     "RECIPES",
     "Step",
     "check_overrides",
     "parse_assignments",
     "parse_value",
-    "profile_parameters",
     "recipe_steps",
     "step_parameters",
 ]

@@ -1,16 +1,20 @@
-"""The loop's steps as functions of plain values and paths: what notebooks 01-05 call.
+"""The loop's steps as functions of paths and plain values: what notebooks 01-05 call.
 
-Each step reads its inputs from paths, writes its outputs under ``out_dir`` (atomically) and
-returns a small frozen result with the paths and tables a notebook shows::
+Each step reads its inputs from paths, calls the loop's own functions (the same the A/B test
+and the rounds call), writes its outputs under ``out_dir`` (atomically) and returns a small
+frozen result with the paths and tables a notebook shows::
 
-    01 train_step     -> <out_dir>/world.json, <out_dir>/ensemble.json (+ member checkpoints)
-    02 query_step     -> <out_dir>/scores/, <out_dir>/selections/<METHOD>.json (AL + baselines)
-    03 annotate_step  -> <out_dir>/batch.json, <out_dir>/summary.csv  (alkit.workflow.label_steps)
-    04 append_step    -> a new version in <versions_root>, <out_dir>/version.json  (same)
-    05 evaluate_step  -> <out_dir>/evaluation.csv  (alkit.workflow.label_steps)
+    01 train_step     -> world.json, ensemble.json (+ member checkpoints)   train_members
+    02 query_step     -> scores/, selections/<METHOD>.json (AL + baselines) query_pool
+    03 annotate_step  -> batch.json, summary.csv (+ export/ for a tool)     a labeller
+    04 append_step    -> a new version in the versions store, version.json  append_batch
+    05 evaluate_step  -> evaluation.csv                                     evaluation_table
 
-Between steps only these paths pass (``alkit.workflow.pipeline`` wires them); the world travels as
-``world.json`` (its ``WorldConfig``), labelled batches as ``batch.json`` (``save_batch``).
+Every other value comes from a profile (``alkit.experiments.profiles``; ``quick`` by default),
+overridden by keyword: ``train_step(out, profile="tiny", n_members=2)``. Called with only a
+profile, a step runs what its notebook runs. An unknown keyword raises ``ConfigError`` naming
+it. Between steps only paths pass (``alkit.workflow.pipeline`` wires them); the world travels
+as ``world.json``, labelled batches as ``batch.json``, versions as ``version.json``.
 """
 
 from __future__ import annotations
@@ -18,221 +22,249 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
+from alkit.annotate.batch_io import load_batch, save_batch
+from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.summary import batch_summary
+from alkit.annotate.tool import ToolLabeler
 from alkit.data import storage
-from alkit.data.lineage import resolve_version
+from alkit.data.datasets import VirtualFrames
+from alkit.data.labels import CostModel, Labeler
+from alkit.data.lineage import append_batch, lineage, resolve_version
 from alkit.data.versions import load_version
-from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import load_ensemble
-from alkit.ensemble.train import train_ensemble
+from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
-from alkit.query.methods import BASELINES, pool_frames, select_frames
-from alkit.query.score import read_scores, score_pool
-from alkit.query.selection import SelectionManifest
+from alkit.evaluate.predict import predict_detections
+from alkit.evaluate.test_sets import evaluation_sets, evaluation_table, model_of
+from alkit.experiments.profiles import profile_parameters
+from alkit.query.methods import BASELINES
+from alkit.query.pool_query import Queried, QueryConfig, query_pool, scoring_from_values
+from alkit.query.selection import load_selection
 from alkit.sim import World, WorldConfig
-from alkit.sim.experiment import initial_version, load_world, make_world, save_world
+from alkit.sim.experiment import (
+    initial_frame_ids,
+    initial_version,
+    load_world,
+    make_world,
+    save_world,
+    visible_objects,
+    world_pool,
+)
+
+#: The labellers of ANNOTATE: the simulated oracle, or a labelling tool through files.
+LABELLERS = ("oracle", "labelstudio", "coco")
+
+
+def step_values(step: str, profile: str, names: Sequence[str], given: Mapping) -> dict[str, Any]:
+    """``profile``'s values overridden by ``given``, which may only hold ``names``."""
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ConfigError(f"{step}: unknown parameter(s) {unknown}; parameters: {sorted(names)}")
+    return profile_parameters(profile) | dict(given)
 
 
 # 01 TRAIN -------------------------------------------------------------------------------------
+TRAIN_PARAMETERS = (
+    "world_seed",
+    "sessions",
+    "initial_stride",
+    *EnsembleConfig.__dataclass_fields__,
+    "progress",
+)
+
+
 @dataclass(frozen=True)
 class Trained:
     """``ensemble``: the ``ensemble.json``; ``world``: the ``world.json``; ``frames``: how many
-    labelled frames the ensemble was trained on."""
+    labelled frames the ensemble was trained on; ``version``: their version's hash (empty for
+    the world's initial segment)."""
 
     ensemble: Path
     world: Path
     frames: int
+    version: str = ""
 
 
 def train_step(
-    out_dir: str | Path,
-    profile: str = "quick",
-    world_seed: int = 0,
-    sessions: dict | None = None,
-    initial_stride: int = 2,
-    version_root: str = "",
-    version_hash: str = "",
-    n_members: int = 4,
-    model: dict | None = None,
-    train: dict | None = None,
-    batch_size: int = 16,
-    seed: int = 0,
-    progress: bool = True,
+    out_dir: str | Path, version_path: str = "", profile: str = "quick", **values: Any
 ) -> Trained:
-    """TRAIN ``n_members`` detectors on a dataset version (``version_root`` + ``version_hash``,
-    a hash or a unique prefix) or, without one, on the world's initial segment (every
-    ``initial_stride``-th frame). A version brings its own world; otherwise the world is
-    ``make_world(profile, world_seed, sessions)``. Finished members are kept on a rerun."""
+    """TRAIN ``n_members`` detectors on the dataset version of ``version_path`` (the
+    ``version.json`` of ``append_step``: the loop's next round) or, without one, on the world's
+    initial segment (every ``initial_stride``-th frame). A version brings its own world.
+    Finished members are kept on a rerun."""
+    v = step_values("train_step", profile, TRAIN_PARAMETERS, values)
     out = Path(out_dir)
-    if version_hash:
-        version = load_version(version_root, resolve_version(version_root, version_hash))
+    config = EnsembleConfig(v["n_members"], v["model"], v["train"], v["batch_size"], v["seed"])
+    if version_path:
+        where = storage.read_json(version_path)
+        version = load_version(where["root"], resolve_version(where["root"], where["hash"]))
         if version.world is None:
             raise ConfigError(f"version {version.hash[:12]} records no world; cannot train on it")
-        world = World(WorldConfig.from_dict(version.world))
-        data = DetectionDataModule(version, batch_size, seed=seed, world=world, cache=True)
-        frames = len(version.frame_ids)
+        world, labelled, tag = World(WorldConfig.from_dict(version.world)), version, version.hash
     else:
-        world = make_world(profile, world_seed, sessions)
-        ids = list(world.segment_frame_ids("initial"))[::initial_stride]
-        data = DetectionDataModule((world, ids), batch_size, seed=seed, cache=True)
-        frames = len(ids)
+        world = make_world(v["profile"], v["world_seed"], v["sessions"])
+        labelled, tag = (world, initial_frame_ids(world, v["initial_stride"])), ""
     world_path = Path(save_world(world, str(out / "world.json")))
-    manifest = train_ensemble(
-        n_members,
-        data,
-        model or None,
-        train or None,
-        out,
-        base_seed=seed,
-        enable_progress_bar=progress,
-    )
-    return Trained(Path(manifest), world_path, frames)
-
-
-def member_table(ensemble_path: str | Path) -> pd.DataFrame:
-    """One row per member of an ``ensemble.json``: seed, checkpoint hash, steps, seconds and
-    the last logged losses."""
-    manifest = storage.read_json(str(ensemble_path))
-    rows = []
-    for m in manifest["members"]:
-        metrics = m.get("metrics") or {}
-        rows.append(
-            {
-                "member": m["index"],
-                "seed": m["seed"],
-                "sha256": m["sha256"][:12],
-                "steps": int(metrics.get("global_step", 0)),
-                "seconds": round(metrics.get("train_seconds", float("nan")), 1),
-                **{k: v for k, v in metrics.items() if k.startswith("train/")},
-            }
-        )
-    return pd.DataFrame(rows).set_index("member")
-
-
-def training_losses(ensemble_path: str | Path) -> pd.DataFrame:
-    """Logged training losses of every member (``<ensemble dir>/logs/member_XX/metrics.csv``):
-    ``member | step | loss``; empty when nothing was logged yet."""
-    parts = []
-    for path in sorted((Path(ensemble_path).parent / "logs").glob("member_*/metrics.csv")):
-        table = pd.read_csv(path)
-        if "train/loss" in table:
-            rows = table.dropna(subset=["train/loss"])
-            member = int(path.parent.name.removeprefix("member_"))
-            parts.append(
-                pd.DataFrame({"member": member, "step": rows.step, "loss": rows["train/loss"]})
-            )
-    if not parts:
-        return pd.DataFrame({"member": [], "step": [], "loss": []})
-    return pd.concat(parts, ignore_index=True)
-
-
-def loss_figure(losses: pd.DataFrame) -> Figure:
-    """Training loss against step, one line per member."""
-    fig = Figure(figsize=(6.0, 3.0))
-    ax = fig.subplots()
-    for member, rows in losses.groupby("member"):
-        ax.plot(rows.step, rows.loss, label=f"member {member}")
-    if losses.empty:
-        ax.text(0.5, 0.5, "no losses logged (too few steps)", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    if len(losses):
-        ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
+    trained = train_members(labelled, out, config, world=world, progress=v["progress"])
+    return Trained(trained.manifest, world_path, len(trained.frames), tag)
 
 
 # 02 QUERY -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Queried:
-    """``selection``: the AL selection manifest; ``selections``: every method's manifest;
-    ``picks``: every method's table (``method`` column); ``scores``: the scored pool, one row
-    per frame with the per-class scores (``alkit.query.score.score_columns``) and the metadata."""
-
-    selection: Path
-    selections: dict[str, Path]
-    picks: pd.DataFrame
-    scores: pd.DataFrame
-
-    @property
-    def frame_ids(self) -> list[int]:
-        """The AL picks' frame ids, in pick order."""
-        return self.picks.frame_id[self.picks.method == "AL"].tolist()
+QUERY_PARAMETERS = (*QueryConfig.__dataclass_fields__, "accelerator", "devices",
+                    "score_batch_size", "score_workers", "progress")  # fmt: skip
 
 
 def query_step(
     out_dir: str | Path,
     world_path: str,
     ensemble_path: str,
-    budget: int = 100,
-    classes_of_interest: Sequence[str] = ("person", "bicycle"),
-    pool_filter: Mapping | None = None,
-    pool_stride: int = 1,
-    al_session_cap: int | None = None,
     baselines: Sequence[str] = BASELINES,
-    manual_filters: Mapping | None = None,
-    manual_subsequence: int = 20,
-    metadata_filters: Mapping | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    progress: bool = True,
+    profile: str = "quick",
+    **values: Any,
 ) -> Queried:
-    """QUERY: score the pool frames passing ``pool_filter`` (every ``pool_stride``-th) with the
-    ensemble (resumable shards in ``<out_dir>/scores``), pick ``budget`` frames with AL and
-    each of ``baselines``, save each as ``<out_dir>/selections/<METHOD>.json``."""
-    out = Path(out_dir)
+    """QUERY: score the world's pool with the ensemble (resumable shards in
+    ``<out_dir>/scores``), pick ``budget`` frames with AL and each of ``baselines``, save
+    each as ``<out_dir>/selections/<METHOD>.json``. Scoring runs on ``accelerator`` /
+    ``devices`` in the members' training precision."""
+    v = step_values("query_step", profile, QUERY_PARAMETERS, values)
     world, ensemble = load_world(world_path), load_ensemble(ensemble_path)
-    hashes = [m["sha256"] for m in ensemble.manifest["members"]]
-    pool, watched, candidates = pool_frames(world, pool_filter, pool_stride)
-    score_pool(
-        ensemble,
-        world,
-        candidates.frame_id.tolist(),
-        str(out / "scores"),
-        member_hashes=hashes,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    scores = read_scores(str(out / "scores")).merge(candidates, on="frame_id")
-    picks = select_frames(
-        world,
-        ("AL", *baselines),
-        budget,
-        classes_of_interest,
-        seed,
-        scores,
-        watched,
-        pool,
-        al_session_cap,
-        manual_filters,
-        manual_subsequence,
-        metadata_filters,
-    )
-    paths = {}
-    for method, table in picks.items():
-        params = {"budget": budget, "classes": list(classes_of_interest), "seed": seed}
-        sel = SelectionManifest.from_table(
-            method.lower(), table, params, hashes if method == "AL" else ()
+    return query_pool(ensemble, world_pool(world), out_dir, ("AL", *baselines),
+                      QueryConfig.from_values(v), scoring_from_values(v),
+                      visible=visible_objects(world), progress=v["progress"])  # fmt: skip
+
+
+# 03 ANNOTATE ----------------------------------------------------------------------------------
+ANNOTATE_PARAMETERS = ("labeller", "seconds_per_frame", "seconds_per_box")
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """``batch``: the labelled batch's ``batch.json``; ``summary``: ``batch_summary``."""
+
+    batch: Path
+    summary: pd.DataFrame
+
+
+def labeller_for(
+    name: str, world: World, out_dir: str | Path, cost: CostModel, labels_path: str = "",
+    ensemble_path: str = "", frame_ids: Sequence[int] = (),
+) -> Labeler:  # fmt: skip
+    """``oracle``: the world's ground truth; ``labelstudio`` / ``coco``: export the frames to
+    ``<out_dir>/export`` for the tool (with the ensemble's mean detections as pre-annotations
+    when ``ensemble_path`` is given) and import the finished labels from ``labels_path``
+    (default ``<out_dir>/export/labelled.json``)."""
+    if name not in LABELLERS:
+        raise ConfigError(f"labeller must be one of {list(LABELLERS)}, got {name!r}")
+    if name == "oracle":
+        return OracleLabeler(world, cost)
+    detections = None
+    if ensemble_path and frame_ids:
+        detections = predict_detections(
+            load_ensemble(ensemble_path), VirtualFrames(world, frame_ids)
         )
-        paths[method] = out / "selections" / f"{method}.json"
-        sel.save(str(paths[method]))
-    tables = [t.assign(method=m) for m, t in picks.items()]
-    return Queried(paths["AL"], paths, pd.concat(tables, ignore_index=True), scores)
+    return ToolLabeler(world, str(Path(out_dir) / "export"), detections,
+                       labels_url=labels_path or None, cost=cost)  # fmt: skip
+
+
+def annotate_step(
+    out_dir: str | Path,
+    world_path: str,
+    selection_path: str,
+    labels_path: str = "",
+    ensemble_path: str = "",
+    profile: str = "quick",
+    **values: Any,
+) -> Annotated:
+    """ANNOTATE the frames of a selection with ``labeller`` (``labeller_for``), charged by
+    ``CostModel(seconds_per_frame, seconds_per_box)``. With a labelling tool the first call
+    exports the frames and raises ``LabelsPending`` saying what to do; the call after the
+    labels are in imports and validates them."""
+    v = step_values("annotate_step", profile, ANNOTATE_PARAMETERS, values)
+    out = Path(out_dir)
+    selection = load_selection(selection_path)
+    ids = list(selection.frame_ids)
+    cost = CostModel(v["seconds_per_frame"], v["seconds_per_box"])
+    labeller = labeller_for(v["labeller"], load_world(world_path), out, cost, labels_path,
+                            ensemble_path, ids)  # fmt: skip
+    batch = labeller.label(ids)
+    path = Path(save_batch(batch, str(out / "batch.json")))
+    summary = batch_summary({selection.method.upper(): batch})
+    storage.atomic_write_text(str(out / "summary.csv"), summary.to_csv())
+    return Annotated(path, summary)
+
+
+# 04 APPEND ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Appended:
+    """``root`` + ``version``: the new version; ``chain``: its lineage, newest first."""
+
+    root: str
+    version: str
+    chain: list[dict]
+
+
+def append_step(
+    out_dir: str | Path,
+    world_path: str,
+    batch_path: str,
+    selection_path: str,
+    versions_root: str = "",
+    parent_version: str = "",
+    profile: str = "quick",
+    **values: Any,
+) -> Appended:
+    """APPEND the labelled batch to ``parent_version`` (a hash or prefix in ``versions_root``;
+    empty: the world's initial set, every ``initial_stride``-th frame) as a new version with
+    lineage; ``versions_root`` empty means ``<out_dir>/versions``. Writes
+    ``<out_dir>/version.json`` = {root, hash}, what ``train_step(version_path=...)`` reads."""
+    v = step_values("append_step", profile, ("initial_stride",), values)
+    out = Path(out_dir)
+    root = versions_root or str(out / "versions")
+    if parent_version:
+        parent = load_version(root, resolve_version(root, parent_version))
+    else:
+        parent = initial_version(load_world(world_path), v["initial_stride"])
+    selection = load_selection(selection_path)
+    version = append_batch(root, parent, load_batch(batch_path), selection,
+                           params={"method": selection.method.upper()})  # fmt: skip
+    storage.atomic_write_json(str(out / "version.json"), {"root": root, "hash": version.hash})
+    return Appended(root, version.hash, lineage(root, version.hash))
+
+
+# 05 EVALUATE ----------------------------------------------------------------------------------
+def evaluate_step(
+    out_dir: str | Path,
+    world_path: str,
+    ensemble_path: str,
+    member: int = -1,
+    test_sets: Sequence[str] = ("global", "night_heldout"),
+    profile: str = "quick",
+    **values: Any,
+) -> pd.DataFrame:
+    """EVALUATE the ensemble (``member=-1``: mean heatmaps, as one detector) or one member on
+    the named test sets (``test_stride``); writes and returns the tidy ``evaluation.csv``."""
+    v = step_values("evaluate_step", profile, ("test_stride", "batch_size"), values)
+    sets = evaluation_sets(load_world(world_path), test_sets, v["test_stride"])
+    model = model_of(load_ensemble(ensemble_path), member)
+    table = evaluation_table(model, sets, v["batch_size"])
+    storage.atomic_write_text(str(Path(out_dir) / "evaluation.csv"), table.to_csv(index=False))
+    return table
 
 
 __all__ = [
-    "Queried",
+    "LABELLERS",
+    "Annotated",
+    "Appended",
     "Trained",
-    "initial_version",
-    "load_world",
-    "loss_figure",
-    "make_world",
-    "member_table",
+    "annotate_step",
+    "append_step",
+    "evaluate_step",
+    "labeller_for",
     "query_step",
-    "save_world",
+    "step_values",
     "train_step",
-    "training_losses",
 ]

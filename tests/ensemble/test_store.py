@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from copy import deepcopy as copy_module
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from alkit.ensemble.store import (
     MemberRecord,
     load_ensemble,
     read_member_record,
+    weights_sha256,
     write_manifest,
 )
 from alkit.ensemble.train import train_ensemble
@@ -159,3 +161,15 @@ def test_predict_and_evaluate(trained: Path, world: World) -> None:
     assert list(result.table.index) == list(CLASSES)
     with pytest.raises(ConfigError, match="expected a UNetDetector"):
         predict_coco(torch.nn.Linear(2, 2), frames)
+
+
+def test_weights_hash_is_the_same_for_a_checkpoint_and_its_model_in_memory(trained: Path):
+    ensemble = load_ensemble(trained / MANIFEST_NAME)
+    module = DetectorModule.load_from_checkpoint(trained / "member_00.ckpt", weights_only=False)
+    first = weights_sha256(ensemble.members[0])
+    assert weights_sha256(module.model) == first
+    assert weights_sha256(ensemble.members[1]) != first  # another seed, other weights
+    copy = copy_module(module.model)
+    with torch.no_grad():
+        next(copy.parameters()).add_(1.0)
+    assert weights_sha256(copy) != first and weights_sha256(module.model) == first

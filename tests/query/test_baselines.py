@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alkit.data.pool import filter_metadata
 from alkit.errors import ConfigError, DataError
 from alkit.query.baselines import (
-    filter_manifest,
     manual_curation,
     metadata_selection,
     random_selection,
@@ -74,7 +74,7 @@ def test_bad_input():
     with pytest.raises(DataError, match="empty"):
         metadata_selection(m, 3, seed=0, filters={"time_of_day": ["dawn"]})
     with pytest.raises(ConfigError, match="unknown column"):
-        filter_manifest(m, {"weather": ["rain"]})
+        filter_metadata(m, {"weather": ["rain"]})
     with pytest.raises(ConfigError, match="no column"):
         manual_curation(m, visible_every_other_stretch, ["traffic_light"], k=3, seed=0)
 

@@ -16,8 +16,9 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from alkit.experiments.profiles import profile_parameters
 from alkit.workflow.pipeline import NOTEBOOKS, run_recipe
-from alkit.workflow.recipes import RECIPES, profile_parameters
+from alkit.workflow.recipes import RECIPES
 
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 NAMES = [p.stem for p in PATHS]

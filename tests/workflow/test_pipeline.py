@@ -13,15 +13,14 @@ import pytest
 from alkit.cli import main
 from alkit.errors import ConfigError
 from alkit.experiments.abtest import ABConfig
+from alkit.experiments.profiles import PROFILES, STEP_DEFAULTS, profile_config, profile_parameters
 from alkit.workflow.pipeline import StepFailed, kernel_info, run_recipe
 from alkit.workflow.recipes import (
-    PROFILES,
     RECIPES,
     Step,
     check_overrides,
     parse_assignments,
     parse_value,
-    profile_parameters,
     recipe_steps,
     step_parameters,
 )
@@ -54,11 +53,11 @@ def test_parse_values_as_json_else_strings():
 
 
 def test_quick_profile_is_the_ab_quick_settings_and_full_is_gpu_scale():
-    assert profile_parameters("quick") == ABConfig().to_dict()
+    assert profile_parameters("quick") == ABConfig().to_dict() | STEP_DEFAULTS
     full = profile_parameters("full")
     assert full["profile"] == "full" and full["n_members"] > ABConfig().n_members
     assert full["budget"] == 2000 and full["model"]["width"] > 16
-    ABConfig.from_dict({k: v for k, v in full.items() if k != "n_rounds"})  # a valid config
+    assert profile_config("full").accelerator == "auto"  # a valid config; a GPU when there is one
     assert set(PROFILES) == {"quick", "full", "tiny"}
     with pytest.raises(ConfigError, match="unknown profile"):
         profile_parameters("huge")
@@ -71,8 +70,12 @@ def test_recipes_wire_only_upstream_outputs():
         seen: set[str] = set()
         for step in steps:
             assert set(step.upstream) <= seen, step
-            seen.add(step.notebook)
-    assert RECIPES["loop"][4].upstream == ("01_train_ensemble",)  # evaluate needs only TRAIN
+            seen.add(step.name)
+    # the loop closes: round 2 trains on the appended version; EVALUATE reads that ensemble
+    loop = {step.name: step for step in RECIPES["loop"]}
+    assert loop["round2_01_train_ensemble"].notebook == "01_train_ensemble"
+    assert loop["round2_01_train_ensemble"].upstream == ("04_append",)
+    assert loop["05_evaluate"].upstream == ("round2_01_train_ensemble",)
 
 
 def test_step_parameters_priority_and_only_declared_names():

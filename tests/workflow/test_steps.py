@@ -6,18 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from alkit.annotate.batch_io import load_batch, save_batch
 from alkit.annotate.oracle import OracleLabeler
 from alkit.data.labels import CostModel
-from alkit.detector.network import DetectorConfig, UNetDetector
 from alkit.errors import ConfigError, DataError
 from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_of, per_class_table
 from alkit.experiments.abfolder import open_ab_folder
-from alkit.experiments.rounds import learning_curves, round_table, state_sha256
-from alkit.query.methods import select_frames, selection_overview
-from alkit.workflow.steps import initial_version, load_world, make_world, save_world
+from alkit.experiments.rounds import learning_curves, round_table
+from alkit.sim.experiment import initial_version, load_world, make_world, save_world
 
 SESSIONS = {"initial": 1, "pool": 2, "test": 2}
 
@@ -50,28 +47,6 @@ def test_batch_file_round_trip_is_exact(world, tmp_path):
 def test_initial_version_takes_every_nth_initial_frame(world):
     version = initial_version(world, initial_stride=10)
     assert version.frame_ids == list(world.segment_frame_ids("initial"))[::10]
-
-
-def test_select_frames_runs_the_baselines_on_one_pool(world):
-    pool = world.manifest(world.segment_frame_ids("pool"))
-    picks = select_frames(
-        world,
-        ("RANDOM", "METADATA"),
-        5,
-        ["person"],
-        seed=3,
-        pool=pool,
-        metadata_filters={"time_of_day": ["night"]},
-    )
-    assert list(picks) == ["RANDOM", "METADATA"] and all(len(t) == 5 for t in picks.values())
-    assert set(picks["METADATA"].time_of_day) == {"night"}
-    table = pd.concat([t.assign(method=m) for m, t in picks.items()])
-    overview = selection_overview(table)
-    assert overview.loc["RANDOM", "frames"] == 5 and overview.loc["METADATA", "night"] == 5
-    with pytest.raises(ConfigError, match="unknown selection method"):
-        select_frames(world, ("ORACLE",), 5, ["person"], seed=0)
-    with pytest.raises(ConfigError, match="need \\['scores'\\]"):
-        select_frames(world, ("AL",), 5, ["person"], seed=0)
 
 
 def test_evaluation_sets_come_from_the_test_segment(world):
@@ -135,15 +110,6 @@ def test_per_class_table_is_wide():
     )
     wide = per_class_table(tidy, ["wMAP"])
     assert wide.loc["car", ("n", "wMAP")] == 0.3 and np.isnan(wide.loc["person", ("n", "wMAP")])
-
-
-def test_state_hash_follows_the_weights():
-    model = UNetDetector(DetectorConfig(width=4, depth=2, stride=4, head_width=8))
-    before = state_sha256(model)
-    assert state_sha256(model) == before
-    with torch.no_grad():
-        next(model.parameters()).add_(1.0)
-    assert state_sha256(model) != before
 
 
 def test_open_ab_folder_names_what_is_missing(tmp_path):

@@ -8,22 +8,19 @@ import pytest
 from alkit.data.lineage import lineage
 from alkit.errors import ConfigError
 from alkit.experiments.abtest import ABConfig
+from alkit.experiments.profiles import profile_config
 from alkit.experiments.rounds import CURVE_COLUMNS, run_rounds
 from alkit.query.selection import load_selection
-from alkit.workflow.recipes import profile_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _tiny() -> ABConfig:
-    values = profile_parameters("tiny")
-    return ABConfig.from_dict(
-        {k: v for k, v in values.items() if k not in ("n_rounds", "progress")}
-    )
+    return profile_config("tiny")
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match="methods"):
+    with pytest.raises(ConfigError, match="unknown selection method"):
         run_rounds(_tiny(), tmp_path, methods=("AL", "ORACLE"))
     with pytest.raises(ConfigError, match="n_rounds"):
         run_rounds(_tiny(), tmp_path, n_rounds=0)

@@ -1,0 +1,91 @@
+"""The profiles: every parameter of every step, defined once per scale.
+
+``quick`` is ``ABConfig()`` (CPU, minutes) plus the rounds' ``n_rounds``; ``full`` is the GPU
+scale (384 x 640 world, bigger U-Net, 8 members, a 1% budget of the full pool, retraining from
+scratch like the seed, scoring on the GPU when there is one); ``tiny`` runs every step in
+seconds (a smoke test; its numbers mean nothing). The notebooks' parameter cells hold the
+``quick`` values, the step functions fill what they are not given from a profile, and the CLI
+passes ``--profile``; tests keep the three agreeing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from alkit.errors import ConfigError
+from alkit.experiments.abtest import ABConfig
+
+#: What every profile adds to ``ABConfig``'s fields: the rounds, progress bars and ANNOTATE's
+#: labeller and cost model (``alkit.data.labels.CostModel``: 30 s per frame + 7 s per box).
+STEP_DEFAULTS: dict[str, Any] = {
+    "n_rounds": 3,
+    "progress": True,
+    "labeller": "oracle",
+    "seconds_per_frame": 30.0,
+    "seconds_per_box": 7.0,
+}
+
+#: ``quick``: the A/B quick settings (``ABConfig`` defaults); ``full``: GPU scale; ``tiny``:
+#: a smoke test of the notebooks and the pipeline.
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": ABConfig().to_dict() | STEP_DEFAULTS,
+    "full": ABConfig().to_dict()
+    | STEP_DEFAULTS
+    | {
+        "profile": "full",  # 384 x 640 frames; pool of 2000 sessions (200,000 frames)
+        "n_members": 8,
+        "model": {"width": 32, "depth": 4, "stride": 4, "head_width": 64},
+        "train": {
+            "max_epochs": 20,
+            "warmup_steps": 500,
+            "precision": "auto",  # bf16 on GPUs that support it
+            "channels_last": True,
+        },
+        "batch_size": 32,
+        "budget": 2000,  # 1% of the full pool, as in the seed
+        "pool_stride": 1,
+        "retrain": "scratch",
+        "retrain_steps": 20000,
+        "score_batch_size": 64,
+        "score_workers": 4,  # render frames beside the GPU's forward passes
+        "n_rounds": 5,
+    },
+    # a smoke test: every step of every recipe in seconds on a CPU; the numbers mean nothing
+    "tiny": ABConfig().to_dict()
+    | STEP_DEFAULTS
+    | {
+        "sessions": {"initial": 2, "pool": 3, "test": 2},
+        "initial_stride": 4,
+        "test_stride": 25,
+        "n_members": 2,
+        "model": {"width": 4, "depth": 2, "stride": 4, "head_width": 8},
+        "train": {"max_epochs": 1, "max_steps": 4, "warmup_steps": 1},
+        "batch_size": 8,
+        "budget": 10,
+        "manual_subsequence": 5,
+        "manual_filters": {},
+        "retrain_steps": 2,
+        "n_splits": 1,
+        "n_rounds": 1,
+        "progress": False,
+    },
+}
+
+
+def profile_parameters(profile: str) -> dict[str, Any]:
+    """A copy of a profile's parameter values."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    return json.loads(json.dumps(PROFILES[profile]))
+
+
+def profile_config(profile: str, **overrides: Any) -> ABConfig:
+    """The ``ABConfig`` of a profile (its A/B fields), with ``overrides``."""
+    values = profile_parameters(profile) | overrides
+    return ABConfig.from_dict(
+        {k: v for k, v in values.items() if k in ABConfig.__dataclass_fields__}
+    )
+
+
+__all__ = ["PROFILES", "STEP_DEFAULTS", "profile_config", "profile_parameters"]
