@@ -52,7 +52,7 @@ def test_whole_protocol_on_a_tiny_world(tmp_path):
     # the curator watches whole drives (contiguous frames); the ensemble scores every 2nd frame
     manual = np.sort(load_selection(str(result.run_dir / "selections" / "MANUAL.json")).frame_ids)
     assert (np.diff(manual) == 1).sum() >= 5
-    scored = read_scores(str(result.run_dir / "scores")).frame_id
+    scored = read_scores(str(result.run_dir / "scores" / "AL")).frame_id
     assert (np.diff(scored.to_numpy()) >= 2).all()
     for path in result.figures.values():
         assert path.exists() and path.stat().st_size > 1000

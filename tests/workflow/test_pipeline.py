@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from alkit.cli import main
+from alkit.data.versions import load_version
 from alkit.errors import ConfigError
 from alkit.experiments.abtest import ABConfig
 from alkit.experiments.profiles import PROFILES, STEP_DEFAULTS, profile_config, profile_parameters
@@ -32,7 +33,7 @@ from alkit.workflow.runfolder import (
     tree_manifest,
 )
 
-LOOP = [s.notebook for s in RECIPES["loop"]]
+LOOP = [s.name for s in RECIPES["loop"]]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -199,6 +200,23 @@ def test_loop_runs_every_step_into_the_run_folder(loop_run):
 
 
 @pytest.mark.slow
+def test_round_two_trains_on_the_appended_version_and_is_what_evaluate_reads(loop_run):
+    run_dir, _ = loop_run
+    version = json.loads((run_dir / "out/04_append/version.json").read_text())
+    first = json.loads((run_dir / "out/01_train_ensemble/ensemble.json").read_text())
+    second = json.loads((run_dir / "out/round2_01_train_ensemble/ensemble.json").read_text())
+    assert {m["data"]["kind"] for m in first["members"]} == {"world"}
+    assert {m["data"].get("version_hash") for m in second["members"]} == {version["hash"]}
+    budget, initial = 10, len(range(0, 2 * 100, 4))  # the tiny profile's 2 sessions, stride 4
+    assert {m["data"]["kind"] for m in second["members"]} == {"version"}
+    assert len(load_version(version["root"], version["hash"])) == initial + budget
+    steps = json.loads((run_dir / "run.json").read_text())["steps"]
+    assert steps["05_evaluate"]["parameters"]["ensemble_path"] == (
+        "{run}/out/round2_01_train_ensemble/ensemble.json"
+    )
+
+
+@pytest.mark.slow
 def test_rerun_hits_the_cache_for_every_step_even_when_moved(loop_run, tmp_path: Path):
     moved = _copy(loop_run[0], tmp_path)
     again = run_recipe("loop", moved, "tiny", progress=False, log=lambda _: None)
@@ -214,10 +232,11 @@ def test_changed_parameter_reruns_only_dependent_steps(loop_run, tmp_path: Path)
     result = run_recipe(
         "loop", moved, "tiny", {"seconds_per_box": 9.0}, progress=False, log=lambda _: None
     )
-    assert _ran(result) == ["03_annotate", "04_append"]  # 01, 02 upstream; 05 reads only 01
+    # 01, 02 are upstream; round 2 trains on the new version, and 05 evaluates that ensemble
+    assert _ran(result) == ["03_annotate", "04_append", "round2_01_train_ensemble", "05_evaluate"]
     new = json.loads((moved / "run.json").read_text())["steps"]
     assert new["03_annotate"]["key"] != old["03_annotate"]["key"]
-    assert new["05_evaluate"]["key"] == old["05_evaluate"]["key"]
+    assert new["02_query"]["key"] == old["02_query"]["key"]
 
 
 @pytest.mark.slow
@@ -246,7 +265,7 @@ def test_failed_step_reports_its_notebook_and_error_and_a_rerun_resumes(
     # after the fix (through the CLI), only the failed step runs
     args = ["run", "loop", "--profile", "tiny", "--run-dir", str(moved), "--no-progress"]
     assert main(args) == 0
-    assert "1 step(s) ran, 4 cached" in capsys.readouterr().out
+    assert "1 step(s) ran, 5 cached" in capsys.readouterr().out
     assert (moved / "steps/05_evaluate.ipynb").exists()
     assert not (moved / "steps/05_evaluate.failed.ipynb").exists()
     assert json.loads((moved / "run.json").read_text())["status"] == "done"
