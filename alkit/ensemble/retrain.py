@@ -24,6 +24,7 @@ from alkit.data.classes import CLASSES
 from alkit.data.datasets import collate_frames
 from alkit.detector.module import DetectorModule, TrainConfig, as_train_config
 from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.detector.quiet import quiet_lightning
 from alkit.errors import ConfigError, DataError
 
 
@@ -78,6 +79,13 @@ class RetrainConfig:
 MODES = ("finetune", "scratch")
 
 
+class _TrainOnly(DetectorModule):
+    """A retraining takes a fixed number of steps and validates nothing (so Lightning does
+    not ask for a validation loader it would never use)."""
+
+    validation_step = None
+
+
 def _fit(
     module: DetectorModule,
     loader: DataLoader,
@@ -87,19 +95,20 @@ def _fit(
     out_dir: str | Path | None,
 ) -> UNetDetector:
     """``steps`` optimiser steps of ``module`` on ``loader``; the detector in eval mode."""
-    trainer = L.Trainer(
-        max_steps=steps,
-        max_epochs=1,
-        accelerator="cpu" if not torch.cuda.is_available() else "auto",
-        devices=1,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        default_root_dir=str(out_dir) if out_dir else None,
-    )
-    trainer.fit(module, train_dataloaders=loader)
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_steps=steps,
+            max_epochs=1,
+            accelerator="cpu" if not torch.cuda.is_available() else "auto",
+            devices=1,
+            precision=precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            default_root_dir=str(out_dir) if out_dir else None,
+        )
+        trainer.fit(module, train_dataloaders=loader)
     return module.model.eval()
 
 
@@ -120,7 +129,7 @@ def fine_tune(
     ``new_fraction`` from ``new`` and the rest from ``old`` (the replay)."""
     config = as_train_config(train_config)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = DetectorModule(reference.config.to_dict(), classes, **config.module_kwargs())
+    module = _TrainOnly(reference.config.to_dict(), classes, **config.module_kwargs())
     module.model.load_state_dict(reference.state_dict())
     loader = mixed_loader(old, new, steps * batch_size, batch_size, new_fraction, seed)
     return _fit(module, loader, steps, config.precision, progress, out_dir)
@@ -142,7 +151,7 @@ def train_from_scratch(
     seed's retraining on all labelled data)."""
     config = as_train_config(train_config)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = DetectorModule(model_config.to_dict(), classes, **config.module_kwargs())
+    module = _TrainOnly(model_config.to_dict(), classes, **config.module_kwargs())
     share = len(new) / max(len(old) + len(new), 1)
     loader = mixed_loader(old, new, steps * batch_size, batch_size, share, seed)
     return _fit(module, loader, steps, config.precision, progress, out_dir)

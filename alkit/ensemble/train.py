@@ -39,6 +39,7 @@ from alkit.data.classes import CLASSES
 from alkit.data.versions import DatasetVersion
 from alkit.detector.module import DetectorModule, TrainConfig, as_model_config, as_train_config
 from alkit.detector.network import DetectorConfig
+from alkit.detector.quiet import quiet_lightning
 from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import (
     MANIFEST_NAME,
@@ -89,27 +90,28 @@ def train_member(
     if data.val_fraction == 0:
         defaults["limit_val_batches"] = 0
     trainer_kwargs = defaults | trainer_kwargs
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        max_epochs=train_config.max_epochs if train_config.max_epochs >= 1 else -1,
-        max_steps=train_config.max_steps,
-        precision=train_config.precision,
-        gradient_clip_val=train_config.gradient_clip_val or None,
-        logger=CSVLogger(out, name="logs", version=name),
-        callbacks=list(callbacks),
-        enable_checkpointing=False,
-        enable_progress_bar=enable_progress_bar,
-        default_root_dir=out,
-        **trainer_kwargs,
-    )
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    seconds = time.perf_counter() - start
-    checkpoint, partial = out / f"{name}.ckpt", out / f"{name}.ckpt.partial"
-    trainer.save_checkpoint(partial)  # every rank calls it, rank 0 writes, then a barrier
+    with quiet_lightning():
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            max_epochs=train_config.max_epochs if train_config.max_epochs >= 1 else -1,
+            max_steps=train_config.max_steps,
+            precision=train_config.precision,
+            gradient_clip_val=train_config.gradient_clip_val or None,
+            logger=CSVLogger(out, name="logs", version=name),
+            callbacks=list(callbacks),
+            enable_checkpointing=False,
+            enable_progress_bar=enable_progress_bar,
+            default_root_dir=out,
+            **trainer_kwargs,
+        )
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+        seconds = time.perf_counter() - start
+        checkpoint, partial = out / f"{name}.ckpt", out / f"{name}.ckpt.partial"
+        trainer.save_checkpoint(partial, weights_only=False)  # every rank; rank 0 writes
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics |= {"train_seconds": seconds, "global_step": float(trainer.global_step)}
     record = None

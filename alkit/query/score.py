@@ -17,10 +17,8 @@ environment).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.datasets import VirtualFrames, collate_frames
 from alkit.detector.inference import prepare_for_inference
+from alkit.detector.quiet import quiet_lightning
 from alkit.errors import ConfigError, DataError
 from alkit.query.acquisition import (
     check_probabilities,
@@ -224,19 +223,6 @@ class PoolDataModule(L.LightningDataModule):
         )
 
 
-@contextlib.contextmanager
-def _lightning_chatter(enabled: bool):
-    """Without progress, hide Lightning's device lines and tips (warnings still show)."""
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = logger.level
-    if not enabled:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 @dataclass(frozen=True)
 class ScoreRun:
     """What a ``score_pool`` call did: shards in the pool, written now, found finished."""
@@ -310,7 +296,7 @@ def score_pool(
     if pending:
         shard_of = {i: s for s, v in pending.items() for i in v}
         writer = ShardWriter(out_url, shard_of, {s: len(v) for s, v in pending.items()}, classes)
-        with _lightning_chatter(progress):
+        with quiet_lightning():
             trainer = L.Trainer(
                 accelerator=accelerator,
                 devices=devices,
@@ -327,7 +313,6 @@ def score_pool(
             with warnings.catch_warnings():
                 # ShardBatches yields every index (no drop_last), which Lightning cannot check
                 warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
-                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning-internal
                 trainer.predict(module, datamodule=data, return_predictions=False)
         written = writer.written
     return ScoreRun(out_url, len(ids), len(shards), tuple(sorted(written)), finished)

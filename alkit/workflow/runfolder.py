@@ -160,6 +160,25 @@ def _write_html(notebook: Path, html: Path) -> None:
     storage.atomic_write_text(str(html), body)
 
 
+def ipc_kernel_manager() -> type:
+    """A Jupyter kernel manager whose kernels talk over local IPC sockets (files in a private
+    temporary folder) instead of TCP ports: nothing listens on the network, and the kernel has
+    no "running over TCP without encryption" warning to print."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            return str(Path(tempfile.mkdtemp(prefix="alkit-kernel-")) / "kernel")
+
+    return IPCKernelManager
+
+
 def execute_step(
     name: str,
     source: Path,
@@ -192,6 +211,7 @@ def execute_step(
             stdout_file=sys.stderr if log_output else None,
             stderr_file=sys.stderr if log_output else None,
             cwd=str(run_dir),
+            kernel_manager_class=ipc_kernel_manager(),
         )
     except BaseException as err:
         kept = failed if running.exists() else None
