@@ -62,9 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        result = run_recipe(
-            "ab", args.run_dir, args.profile, parse_assignments(args.param), log_output=True
-        )
+        overrides = parse_assignments(args.param) | _device_overrides(args)
+        result = run_recipe("ab", args.run_dir, args.profile, overrides, log_output=True)
     except AlkitError as err:
         print(f"alkit demo: {err}", file=sys.stderr)
         return 1
@@ -88,6 +87,28 @@ def _demo(args: argparse.Namespace) -> int:
     minutes = (time.perf_counter() - start) / 60
     print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0
+
+
+def _device_overrides(args: argparse.Namespace) -> dict:
+    """``--accelerator`` / ``--devices`` as parameter overrides (where the pool is scored)."""
+    from alkit.workflow.recipes import parse_value
+
+    out = {}
+    if args.accelerator is not None:
+        out["accelerator"] = args.accelerator
+    if args.devices is not None:
+        out["devices"] = parse_value(args.devices)
+    return out
+
+
+def _add_device_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accelerator",
+        default=None,
+        help="where the ensemble scores the pool: auto (a GPU when there is one), cpu, gpu; "
+        "default: the profile's",
+    )
+    parser.add_argument("--devices", default=None, help="devices to score on: N or auto")
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -118,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             args.recipe,
             args.run_dir or f"runs/{args.recipe}",
             args.profile,
-            parse_assignments(args.param),
+            parse_assignments(args.param) | _device_overrides(args),
             notebooks_dir=args.notebooks,
             kernel_name=args.kernel,
             progress=not args.no_progress,
@@ -148,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
         help="set an A/B parameter, e.g. -p world_seed=1",
     )  # fmt: skip
+    _add_device_flags(demo)
     demo.set_defaults(func=_demo)
     trace = sub.add_parser(
         "lineage", help="print a dataset version's chain back to the initial set"
@@ -180,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--notebooks", default=None, help="folder of the notebooks")
     run.add_argument("--kernel", default="python3", help="Jupyter kernel to execute them with")
     run.add_argument("--no-progress", action="store_true", help="no papermill progress bars")
+    _add_device_flags(run)
     run.set_defaults(func=_run)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -188,3 +188,15 @@ def test_mc_dropout_scores_one_model(world, pool_ids, tmp_path):
     pd.testing.assert_frame_equal(a, b)  # seeded masks: reproducible
     assert (a["person"] > 0).any()  # passes disagree, so MI is positive
     assert {"person__boxes", "person__max", "person__entropy"} <= set(a.columns)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_scoring_equals_cpu_scoring(world, pool_ids, tmp_path):
+    members = tiny_members()
+    run(members, world, pool_ids, tmp_path / "cpu", accelerator="cpu")
+    run(members, world, pool_ids, tmp_path / "gpu", accelerator="gpu", devices=1)
+    cpu, gpu = read_scores(str(tmp_path / "cpu")), read_scores(str(tmp_path / "gpu"))
+    assert gpu.frame_id.tolist() == cpu.frame_id.tolist()
+    scores = cpu.columns.drop("frame_id")
+    np.testing.assert_allclose(gpu[scores].to_numpy(), cpu[scores].to_numpy(), atol=1e-5)
