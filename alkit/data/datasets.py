@@ -193,8 +193,14 @@ class CachedFrames(Dataset):
     """
 
     def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
+        # its own generator: filling the cache draws nothing from the global RNG, so a member
+        # trains the same whether or not an earlier member (or a killed run) filled it
         loader = DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_frames
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=collate_frames,
+            generator=torch.Generator(),
         )
         images, self.boxes, self.labels, ids = [], [], [], []
         for batch in loader:
