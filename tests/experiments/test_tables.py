@@ -50,9 +50,8 @@ def test_relative_improvement_and_summary():
     ref_row = summary[summary.method == "REFERENCE"].iloc[0]
     assert ref_row.value_mean == pytest.approx(0.41)
     ratio = gain_ratio(summary)
-    assert ratio["AL/MANUAL"].item() == pytest.approx(
-        al_row.relative_mean / summary[summary.method == "MANUAL"].relative_mean.item()
-    )
+    # per split AL gains 0.12 and MANUAL 0.04 over the same REFERENCE: 3x
+    assert ratio["AL/MANUAL"].item() == pytest.approx(3.0)
 
 
 def test_seed_table_and_figures():

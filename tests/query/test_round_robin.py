@@ -42,10 +42,20 @@ def test_a_frame_best_for_both_classes_is_taken_once():
     assert picks.frame_id.iloc[0] == 1000 and picks.frame_id.iloc[1] != 1000
 
 
-def test_same_input_same_selection():
-    a = round_robin_topk(pool(seed=3), k=20)
-    b = round_robin_topk(pool(seed=3), k=20)
-    pd.testing.assert_frame_equal(a, b)
+def test_known_answer_with_ties_broken_by_frame_id():
+    scores = pd.DataFrame(
+        {
+            "frame_id": [7, 3, 5, 9],
+            "session_id": [0, 0, 1, 1],
+            "frame_index": [0, 1, 0, 1],
+            "person": [0.9, 0.5, 0.5, 0.1],
+            "bicycle": [0.9, 0.2, 0.8, 0.8],
+        }
+    )
+    picks = round_robin_topk(scores, ["person", "bicycle"], k=4)
+    # person: 7, then 3 before 5 (tie, lower id); bicycle: 7 is taken, so 5; then 9
+    assert picks.frame_id.tolist() == [7, 5, 3, 9]
+    assert picks.picked_for.tolist() == ["person", "bicycle", "person", "bicycle"]
 
 
 def test_per_session_cap_and_frame_gap():

@@ -19,6 +19,7 @@ from alkit.errors import ConfigError, DataError
 from alkit.query.acquisition import frame_scores
 from alkit.query.score import mi_heatmaps, read_scores, score_pool
 from alkit.sim import World, experiment_world
+from alkit.sim.experiment import world_pool
 
 TINY = DetectorConfig(width=4, depth=2, stride=4, head_width=8)
 
@@ -107,13 +108,13 @@ def test_resume_after_crash_equals_uninterrupted_run(world, pool_ids, tmp_path):
 
 
 def test_memory_filesystem_and_metadata_filter(world, tmp_path):
-    manifest = world.manifest(world.segment_frame_ids("pool"))
-    night = manifest[manifest.time_of_day == "night"].frame_id.tolist()[:30]
-    if not night:
-        pytest.skip("no night session in this tiny pool")
-    url = "memory://alkit-score-test/night"
-    run(tiny_members(2), world, night, url)
-    assert read_scores(url).frame_id.tolist() == sorted(night)
+    pool = world_pool(world)
+    first = pool.metadata.iloc[0]  # filter on its metadata: at least this frame passes
+    chosen = pool.where({"session_id": [int(first.session_id)]}).every(3)
+    assert 0 < len(chosen) < len(pool) and set(chosen.metadata.session_id) == {first.session_id}
+    url = "memory://alkit-score-test/one-session"
+    run(tiny_members(2), world, chosen.frame_ids, url)
+    assert read_scores(url).frame_id.tolist() == sorted(chosen.frame_ids)
 
 
 def test_another_run_in_the_same_folder_is_refused(world, pool_ids, tmp_path):
@@ -140,6 +141,7 @@ DDP_SCRIPT = textwrap.dedent(
     from alkit.detector.network import DetectorConfig, UNetDetector
     from alkit.query.score import score_pool
     from alkit.sim import World, experiment_world
+from alkit.sim.experiment import world_pool
 
     world = World(experiment_world("quick", seed=0, initial=1, pool=2, test=1))
     ids = list(world.segment_frame_ids("pool"))[:150]
