@@ -251,7 +251,14 @@ def test_clicking_a_thumbnail_opens_the_frame_in_the_viewer(lab: Lab, screenshot
             labels = [b.inner_text() for b in buttons.all()]
             target = next(int(t.split()[1]) for t in labels if int(t.split()[1]) != shown)
             before = image.get_attribute("src")
-            buttons.filter(has_text=re.compile(rf"^open {target}$")).first.click()
+            # under load the kernel may still be drawing and the button still moving: wait for
+            # the states the click needs (idle kernel, button enabled in view), then click
+            button = buttons.filter(has_text=re.compile(rf"^open {target}$")).first
+            idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+            idle.first.wait_for(timeout=RUN_ALL_S * 1000)
+            button.scroll_into_view_if_needed(timeout=CLICK_S * 1000)
+            expect(button).to_be_enabled(timeout=CLICK_S * 1000)
+            button.click(timeout=CLICK_S * 1000)
             expect(caption.first).to_contain_text(f"frame {target} ·", timeout=CLICK_S * 1000)
             expect(image).not_to_have_attribute("src", before, timeout=CLICK_S * 1000)
             explorer.evaluate(SCROLL_TO_CELL_JS)
