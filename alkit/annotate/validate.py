@@ -7,7 +7,6 @@ anything is appended, and raises ``DataError`` naming the frame and the field.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -15,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from alkit.data.classes import CLASSES
-from alkit.data.coco import BOX_TOLERANCE
+from alkit.data.coco import check_bbox
 from alkit.data.labels import CostModel, LabelledBatch, LabelledFrame
 from alkit.data.version_tables import show_ids
 from alkit.errors import DataError
@@ -111,25 +110,6 @@ def _class_key(name: Any) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def _check_bbox(bbox: Any, height: int, width: int, at: str) -> tuple[float, float, float, float]:
-    ok = isinstance(bbox, list | tuple) and len(bbox) == 4
-    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
-    if not ok:
-        raise DataError(f"{at}: field 'bbox' must be 4 numbers [x, y, w, h] px, got {bbox!r}")
-    x, y, w, h = (float(v) for v in bbox)
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise DataError(f"{at}: field 'bbox' has NaN or infinite values: {bbox!r}")
-    if w <= 0 or h <= 0:
-        raise DataError(f"{at}: field 'bbox' has zero area (w={w:g}, h={h:g} px)")
-    tol = BOX_TOLERANCE
-    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-        raise DataError(
-            f"{at}: field 'bbox' [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the {width}x{height} "
-            f"(WxH) image (tolerance {tol} px)"
-        )
-    return x, y, w, h
-
-
 def labels_from_import(
     exported: ExportedBatch,
     imported: Sequence[ImportedFrame],
@@ -188,7 +168,7 @@ def labels_from_import(
                     f"{at}: field 'category' has unknown class {box.category!r}; known "
                     f"classes: {', '.join(exported.classes)}"
                 )
-            xywh = _check_bbox(box.bbox, height, width, at)
+            xywh = check_bbox(box.bbox, width, height, at)
             key = (label, *(round(v, 3) for v in xywh))
             if key in seen:
                 raise DataError(

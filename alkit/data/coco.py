@@ -241,23 +241,25 @@ def _category_table(
     return table, ignored
 
 
-def _check_bbox(
-    bbox: Any, width: int, height: int, where: str, source: str
-) -> tuple[float, float, float, float]:
-    prefix = f"{source}: {where}: field 'bbox'"
-    numeric = isinstance(bbox, list) and len(bbox) == 4
+def check_bbox(bbox: Any, width: int, height: int, at: str) -> tuple[float, float, float, float]:
+    """``bbox`` = [x, y, w, h] px as floats: finite, positive area, inside the ``width`` x
+    ``height`` image (within ``BOX_TOLERANCE``); else ``DataError`` prefixed with ``at`` (the
+    file and record)."""
+    prefix = f"{at}: field 'bbox'"
+    numeric = isinstance(bbox, list | tuple) and len(bbox) == 4
     numeric = numeric and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
     if not numeric:
-        raise DataError(f"{prefix} must be 4 numbers [x, y, w, h], got {bbox!r}")
+        raise DataError(f"{prefix} must be 4 numbers [x, y, w, h] px, got {bbox!r}")
     x, y, w, h = (float(v) for v in bbox)
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise DataError(f"{prefix} has NaN or infinite values: {bbox!r}")
     if w <= 0 or h <= 0:
-        raise DataError(f"{prefix} has zero or negative area (w={w}, h={h}): {bbox!r}")
+        raise DataError(f"{prefix} has zero or negative area (w={w:g}, h={h:g} px): {bbox!r}")
     tol = BOX_TOLERANCE
     if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
         raise DataError(
-            f"{prefix} lies outside the {width}x{height} (WxH) image (tolerance {tol} px): {bbox!r}"
+            f"{prefix} lies outside the {width}x{height} (WxH) image (tolerance {tol} px): "
+            f"[{x:g}, {y:g}, {w:g}, {h:g}]"
         )
     return x, y, w, h
 
@@ -351,7 +353,7 @@ def parse_coco(
             continue
         image = images[image_id]
         image["boxes"].append(
-            _check_bbox(ann["bbox"], image["width"], image["height"], where, source)
+            check_bbox(ann["bbox"], image["width"], image["height"], f"{source}: {where}")
         )
         image["labels"].append(cat_table[cat_id])
         extra = ann.get("alkit", {})
