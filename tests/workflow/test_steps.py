@@ -3,6 +3,8 @@ learning-curve tables, A/B folders (the full steps run in test_pipeline's loop r
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,38 @@ def test_per_class_table_is_wide():
 def test_open_ab_folder_names_what_is_missing(tmp_path):
     with pytest.raises(DataError, match="ab_config.json is missing"):
         open_ab_folder(tmp_path)
+
+
+def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_path):
+    from alkit.annotate.tool import LabelsPending
+    from alkit.query.selection import SelectionManifest
+    from alkit.workflow.steps import annotate_step
+
+    ids = list(world.segment_frame_ids("pool"))[5:8]
+    selection = SelectionManifest.from_table("al", pd.DataFrame({"frame_id": ids}), {})
+    selection.save(str(tmp_path / "AL.json"))
+    world_path = save_world(world, str(tmp_path / "world.json"))
+    args = (tmp_path / "03", world_path, str(tmp_path / "AL.json"))
+    with pytest.raises(LabelsPending, match="labeling_config.xml"):
+        annotate_step(*args, labeller="coco")
+    export = tmp_path / "03" / "export"
+    coco = json.loads((export / "coco.json").read_text())
+    assert sorted(image["id"] for image in coco["images"]) == sorted(ids)
+    assert coco["annotations"] == []  # no ensemble given: no pre-annotations; no ground truth
+    # the people label every frame exactly (as the oracle would) and export COCO
+    truth = OracleLabeler(world).label(ids)
+    boxes = [(f.frame_id, box, label) for f in truth.frames
+             for box, label in zip(f.boxes, f.labels, strict=True)]  # fmt: skip
+    coco["annotations"] = [
+        {"id": i, "image_id": fid, "category_id": int(label) + 1, "bbox": box.tolist()}
+        for i, (fid, box, label) in enumerate(boxes, 1)
+    ]
+    (export / "labelled.json").write_text(json.dumps(coco))
+    annotated = annotate_step(*args, labeller="coco")
+    batch = load_batch(str(annotated.batch))
+    assert batch.frame_ids == ids and batch.source.startswith("coco:")
+    for got, want in zip(batch.frames, truth.frames, strict=True):
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
+        assert got.labels.tolist() == want.labels.tolist()
+    with pytest.raises(ConfigError, match="labeller must be one of"):
+        annotate_step(tmp_path / "other", world_path, str(tmp_path / "AL.json"), labeller="crowd")
