@@ -16,15 +16,14 @@ import pandas as pd
 from alkit.data import storage
 from alkit.errors import DataError, IntegrityError
 
-METHODS = ("al", "manual", "random", "metadata")
-
 
 @dataclass(frozen=True)
 class SelectionManifest:
     """Frames chosen for labelling.
 
     Attributes:
-        method: ``al``, ``manual``, ``random`` or ``metadata`` (or your own name).
+        method: the selection method's name in lower case (``al``, ``manual``, ``random``,
+            ``metadata``, or your own).
         frame_ids: in pick order.
         scores: per frame (the score of the class it was picked for), or empty.
         picked_for: per frame, the class whose turn picked it (AL), or empty.
