@@ -141,7 +141,6 @@ DDP_SCRIPT = textwrap.dedent(
     from alkit.detector.network import DetectorConfig, UNetDetector
     from alkit.query.score import score_pool
     from alkit.sim import World, experiment_world
-from alkit.sim.experiment import world_pool
 
     world = World(experiment_world("quick", seed=0, initial=1, pool=2, test=1))
     ids = list(world.segment_frame_ids("pool"))[:150]
