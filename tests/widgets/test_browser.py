@@ -193,7 +193,9 @@ def _run_all_cells(page) -> None:
     if one shows), then Run > Run All Cells until the cells are queued (at most 3 tries)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click(
+        timeout=CLICK_S * 1000
+    )
     idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     deadline = time.monotonic() + PAGE_LOAD_S
     while not idle.count():
@@ -202,9 +204,14 @@ def _run_all_cells(page) -> None:
             dialog.first.click()
         assert time.monotonic() < deadline, "the kernel did not become idle"
         page.wait_for_timeout(500)
+    run_menu = page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$"))
+    run_all = page.locator(".lm-Menu-item[data-command='runmenu:run-all']")
     for _ in range(3):
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+        # a busy machine may take long to make them actionable: wait for that, not a time
+        run_menu.wait_for(state="visible", timeout=PAGE_LOAD_S * 1000)
+        run_menu.click(timeout=CLICK_S * 1000)
+        run_all.wait_for(state="visible", timeout=CLICK_S * 1000)
+        run_all.click(timeout=CLICK_S * 1000)
         try:
             page.wait_for_function(QUEUED_JS, timeout=10_000)
             return
@@ -222,6 +229,11 @@ def test_clicking_a_thumbnail_opens_the_frame_in_the_viewer(lab: Lab, screenshot
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1200})
         page.set_default_timeout(30_000)
+        # JupyterLab may open its "Select Kernel" dialog at any moment while it starts (seen
+        # after the kernel already showed idle): accept it whenever it blocks an action
+        page.add_locator_handler(
+            page.locator(".jp-Dialog"), lambda dialog: dialog.locator(".jp-mod-accept").click()
+        )
         try:
             page.goto(lab.url, wait_until="domcontentloaded", timeout=PAGE_LOAD_S * 1000)
             page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=PAGE_LOAD_S * 1000)
