@@ -54,6 +54,9 @@ LAB_SETTINGS = {
 #: True once every code cell's prompt shows it queued or run (``[*]`` or ``[n]``).
 QUEUED_JS = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
     .every(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
+#: True once the first code cell has run (``[n]``): the queued cells really execute.
+STARTED_JS = """() => /\\[\\d+\\]/.test(
+    document.querySelector('.jp-CodeCell .jp-InputPrompt').textContent)"""
 #: True once every code cell has run (``[n]``).
 DONE_JS = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
     .every(p => /\\[\\d+\\]/.test(p.textContent))"""
@@ -214,6 +217,8 @@ def _run_all_cells(page) -> None:
         run_all.click(timeout=CLICK_S * 1000)
         try:
             page.wait_for_function(QUEUED_JS, timeout=10_000)
+            # a kernel chosen in a late dialog drops the queue: retry unless cells really run
+            page.wait_for_function(STARTED_JS, timeout=CLICK_S * 1000)
             return
         except PlaywrightTimeout:
             continue
