@@ -55,7 +55,13 @@ from alkit.experiments.tables import (
     summary_table,
 )
 from alkit.query.methods import METHODS
-from alkit.query.pool_query import Queried, QueryConfig, ScoringConfig, query_pool
+from alkit.query.pool_query import (
+    Queried,
+    QueryConfig,
+    ScoringConfig,
+    query_pool,
+    scoring_from_values,
+)
 from alkit.sim import World
 from alkit.sim.experiment import (
     initial_frame_ids,
@@ -147,8 +153,7 @@ class ABConfig:
         return QueryConfig.from_values(self.to_dict())
 
     def scoring(self) -> ScoringConfig:
-        return ScoringConfig(self.accelerator, self.devices, None, self.score_batch_size,
-                             self.score_workers)  # fmt: skip
+        return scoring_from_values(self.to_dict())
 
     def retraining(self) -> RetrainConfig:
         return RetrainConfig(self.retrain, self.retrain_steps, self.retrain_lr, self.new_fraction)
