@@ -6,7 +6,9 @@ Every dataset yields the same item::
      "labels": int64 [N], "frame_id": int}
 
 Datasets hold only plain values (ids, small arrays, URLs, the world object), never open
-files, so they pickle into DataLoader workers.
+files, so they pickle into DataLoader workers. Datasets of image files take an ``input_size``
+``(H, W)``: each image is letterboxed into it (``alkit.data.letterbox``) and its boxes with
+it, so images of any size batch together; without one, images keep their size.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.coco import load_coco, read_image
 from alkit.data.frames import Frame
+from alkit.data.letterbox import Letterbox, input_size as check_input_size
 from alkit.errors import DataError
 
 SIM_PREFIX = "sim:"
@@ -43,6 +46,16 @@ def frame_item(frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.n
         "labels": torch.from_numpy(np.array(labels, dtype=np.int64).reshape(-1)),  # (N,)
         "frame_id": int(frame_id),
     }
+
+
+def fit_item(
+    frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size
+) -> dict:
+    """``frame_item`` with the image letterboxed into ``size`` ``(H, W)`` (``None``: as is)."""
+    if size is None:
+        return frame_item(frame_id, image, boxes, labels)
+    box = Letterbox.of(image.shape[:2], size)
+    return frame_item(frame_id, box.image(image), box.to_input(boxes), labels)
 
 
 def collate_frames(batch: Sequence[dict]) -> dict:
@@ -103,6 +116,7 @@ class CocoFrames(Dataset):
         images_root: folder that ``file_name`` s are relative to; defaults to
             ``<folder of instances_url>/../images``.
         classes, ignore_categories, category_map: see :func:`alkit.data.coco.load_coco`.
+        input_size: ``(H, W)`` every image is letterboxed into; ``None``: sizes as they are.
     """
 
     def __init__(
@@ -112,8 +126,10 @@ class CocoFrames(Dataset):
         classes: Sequence[str] = CLASSES,
         ignore_categories: Iterable[str | int] = (),
         category_map: Mapping[str, str] | None = None,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         self.instances_url = instances_url
+        self.input_size = None if input_size is None else check_input_size(input_size)
         self.images_root = images_root or default_images_root(instances_url)
         self.index = load_coco(instances_url, classes, ignore_categories, category_map)
         self.frame_ids: list[int] = self.index.frame_ids
@@ -128,7 +144,7 @@ class CocoFrames(Dataset):
     def __getitem__(self, index: int) -> dict:
         record = self.index[index]
         image = read_image(self.image_url(index), (record.height, record.width))
-        return frame_item(record.frame_id, image, record.boxes, record.labels)
+        return fit_item(record.frame_id, image, record.boxes, record.labels, self.input_size)
 
 
 class VersionFrames(Dataset):
@@ -140,6 +156,7 @@ class VersionFrames(Dataset):
         sizes: ``(F,)`` ``(height, width)`` each image must have.
         boxes: ``(F,)`` arrays ``(N_i, 4)`` float32 xywh px; labels: ``(F,)`` arrays ``(N_i,)``.
         source: the world for ``sim:`` URIs (its own boxes are ignored: these labels win).
+        input_size: ``(H, W)`` the images (and boxes) are letterboxed into; ``None``: as is.
     """
 
     def __init__(
@@ -150,6 +167,7 @@ class VersionFrames(Dataset):
         boxes: Sequence[np.ndarray],
         labels: Sequence[np.ndarray],
         source: FrameSource | None = None,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         n = len(frame_ids)
         if not (len(image_uris) == len(sizes) == len(boxes) == len(labels) == n):
@@ -164,6 +182,7 @@ class VersionFrames(Dataset):
         self.boxes = list(boxes)
         self.labels = list(labels)
         self.source = source
+        self.input_size = None if input_size is None else check_input_size(input_size)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -182,7 +201,8 @@ class VersionFrames(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = self._image(index)
-        return frame_item(self.frame_ids[index], image, self.boxes[index], self.labels[index])
+        fid, boxes, labels = self.frame_ids[index], self.boxes[index], self.labels[index]
+        return fit_item(fid, image, boxes, labels, self.input_size)
 
 
 class CachedFrames(Dataset):

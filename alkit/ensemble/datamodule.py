@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from alkit.data.datasets import CachedFrames, VirtualFrames, collate_frames
@@ -36,6 +37,7 @@ class DetectionDataModule(L.LightningDataModule):
         val_fraction: share of sessions held out for validation (0 = none).
         world: the version's world, for ``sim:`` frames.
         cache: hold all frames in memory as uint8 (``CachedFrames``) after the first setup.
+        input_size: ``(H, W)`` a version's image files are letterboxed into (own data).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class DetectionDataModule(L.LightningDataModule):
         val_fraction: float = 0.0,
         world: Any = None,
         cache: bool = False,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -54,13 +57,14 @@ class DetectionDataModule(L.LightningDataModule):
         self.data, self.world = data, world
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.cache = val_fraction, cache
+        self.input_size = input_size
         self.dataset: Dataset | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
     def _build(self) -> Dataset:
         if isinstance(self.data, DatasetVersion):
-            return to_frames_dataset(self.data, self.world)
+            return to_frames_dataset(self.data, self.world, self.input_size)
         if isinstance(self.data, tuple) and len(self.data) == 2:
             world, frame_ids = self.data
             return VirtualFrames(world, frame_ids)
@@ -76,7 +80,11 @@ class DetectionDataModule(L.LightningDataModule):
         ids = np.asarray(frame_ids, dtype=np.int64)  # (N,)
         if isinstance(self.data, DatasetVersion) and "session_id" in self.data.frames:
             sessions = self.data.frames.set_index("frame_id")["session_id"].reindex(ids)
-            return np.where(sessions.isna(), -1 - ids, sessions.fillna(0).to_numpy(np.int64))
+            if pd.api.types.is_numeric_dtype(sessions):
+                keys = sessions.fillna(0).to_numpy(np.int64)
+            else:  # named sessions (own data: subfolders, video files)
+                keys = pd.factorize(sessions.astype(str))[0]
+            return np.where(sessions.isna(), -1 - ids, keys)
         world = self.data[0] if isinstance(self.data, tuple) else self.world
         fps = getattr(getattr(world, "config", None), "frames_per_session", None)
         return ids // fps if fps else ids

@@ -283,20 +283,28 @@ def train_members(
     world: Any = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    input_size: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> TrainedEnsemble:
-    """TRAIN: ``config.n_members`` detectors on a labelled dataset version (``world`` renders
-    its generated frames) or a ``(source, frame_ids)`` pair, into ``out_dir``; finished
-    members are kept on a rerun."""
+    """TRAIN: ``config.n_members`` detectors of ``classes`` (default: the version's, else
+    the world's ``CLASSES``) on a labelled dataset version
+    (``world`` renders its generated frames; image files are letterboxed into
+    ``input_size``) or a ``(source, frame_ids)`` pair, into ``out_dir``; finished members are
+    kept on a rerun."""
+    if classes is None:
+        classes = labelled.classes if isinstance(labelled, DatasetVersion) else CLASSES
     data = DetectionDataModule(
-        labelled, config.batch_size, seed=config.seed, world=world, cache=True
-    )
+        labelled, config.batch_size, seed=config.seed, world=world, cache=True,
+        input_size=input_size,
+    )  # fmt: skip
     manifest = train_ensemble(
         config.n_members,
         data,
-        dict(config.model) or None,
+        {"num_classes": len(classes), **dict(config.model)},
         dict(config.train) or None,
         out_dir,
         base_seed=config.seed,
+        classes=classes,
         enable_progress_bar=progress,
         log=log,
     )
