@@ -131,13 +131,14 @@ def _run(args: argparse.Namespace) -> int:
     """Run a recipe of notebooks with papermill, cached step by step
     (``alkit.workflow.pipeline``)."""
     from alkit.errors import AlkitError
-    from alkit.workflow.pipeline import run_recipe
+    from alkit.workflow.pipeline import StepFailed, run_recipe
     from alkit.workflow.recipes import parse_assignments
 
+    run_dir = args.run_dir or f"runs/{args.recipe}"
     try:
         result = run_recipe(
             args.recipe,
-            args.run_dir or f"runs/{args.recipe}",
+            run_dir,
             args.profile,
             parse_assignments(args.param) | _device_overrides(args),
             notebooks_dir=args.notebooks,
@@ -145,12 +146,41 @@ def _run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             rerun=args.rerun,
         )
+    except StepFailed as err:
+        if not err.error.startswith("LabelsPending"):
+            print(f"alkit run: {err}", file=sys.stderr)
+            return 1
+        print(_labels_pending(args, run_dir, err.error), file=sys.stderr)
+        return 3
     except AlkitError as err:
         print(f"alkit run: {err}", file=sys.stderr)
         return 1
     ran = sum(s.status == "ran" for s in result.steps)
     print(f"{ran} step(s) ran, {len(result.steps) - ran} cached; run manifest: {result.manifest}")
     return 0
+
+
+def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
+    """What to do when the run stopped for labels: where the export is, how to resume."""
+    import shlex
+    from pathlib import Path
+
+    export = Path(run_dir).resolve() / "to_label"
+    kept = [p for p in args.param if not p.startswith("labels=")]
+    command = ["python", "-m", "alkit", "run", args.recipe, "--run-dir", run_dir,
+               "--profile", args.profile]  # fmt: skip
+    command += [w for p in kept for w in ("-p", p)] + ["-p", "labels=EXPORT.json"]
+    return (
+        f"alkit run: stopped for labelling ({error.split(' frames are', 1)[0].split()[-1]} "
+        "frames).\n"
+        f"  The selected frames are exported to {export}/:\n"
+        "    tasks.json           Label Studio tasks, with the ensemble's boxes as predictions\n"
+        "    labeling_config.xml  the Label Studio project's labelling interface\n"
+        "    coco.json            the same frames and boxes as COCO, for other tools\n"
+        "  Label them (README: 'Use it on your own data'), export the result (Label Studio:\n"
+        "  Export -> JSON; or a COCO file), then resume; finished steps are reused:\n"
+        f"    {shlex.join(command)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,14 +57,14 @@ def stages_called():
 
 def _notebook_steps(out: Path) -> None:
     trained = train_step(out / "01", profile="tiny")
-    queried = query_step(out / "02", str(trained.world), str(trained.ensemble), profile="tiny")
-    world = str(trained.world)
-    annotated = annotate_step(out / "03", world, str(queried.paths["AL"]), profile="tiny")
-    appended = append_step(out / "04", world, str(annotated.batch), str(queried.paths["AL"]),
+    queried = query_step(out / "02", str(trained.data), str(trained.ensemble), profile="tiny")
+    data = str(trained.data)
+    annotated = annotate_step(out / "03", data, str(queried.paths["AL"]), profile="tiny")
+    appended = append_step(out / "04", data, str(annotated.batch), str(queried.paths["AL"]),
                            profile="tiny")  # fmt: skip
     again = train_step(out / "05", str(out / "04" / "version.json"), profile="tiny")
     assert again.version == appended.version  # the next TRAIN trains on the appended version
-    evaluate_step(out / "06", str(again.world), str(again.ensemble), profile="tiny")
+    evaluate_step(out / "06", str(again.data), str(again.ensemble), profile="tiny")
 
 
 def test_the_notebook_steps_the_ab_test_and_the_rounds_share_the_stage_functions(tmp_path):

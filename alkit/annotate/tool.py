@@ -8,6 +8,12 @@ An export folder (any fsspec URL) holds::
     coco.json                     COCO instances: the images and the same pre-annotations
     export.json                   alkit's record of the export (an ExportedBatch); written last
 
+Frames of a team's own pool (``alkit.data.sources``) are not copied: a task's ``data.image``
+is the original image's URL (prefixed by ``image_root`` when given), except video frames,
+which are extracted to ``images/`` at their full size. Every box (pre-annotations, COCO) is
+in the original image's pixels, and each task carries the frame's acquisition score as
+``data.uncertainty`` and as its prediction's ``score`` (Label Studio sorts tasks by it).
+
 Label Studio: create a project with ``labeling_config.xml``, import ``tasks.json`` (its
 ``data.image`` is ``<image_root>/<file>``: serve the images there, e.g. ``image_root=
 "/data/local-files/?d=alkit/round1/images"`` with local-files serving, or an ``s3://`` export
@@ -32,6 +38,7 @@ from alkit.data.classes import CLASSES
 from alkit.data.coco import CocoRecord, encode_png, frames_to_coco
 from alkit.data.datasets import FrameSource
 from alkit.data.labels import CostModel, LabelledBatch, check_frame_ids, frame_meta
+from alkit.data.letterbox import Letterbox
 from alkit.data.version_tables import world_dict
 from alkit.data.versions import sim_uri
 from alkit.detector.network import Detections
@@ -85,6 +92,12 @@ def _kept_boxes(
         ([x0[k], y0[k], x1[k] - x0[k], y1[k] - y0[k]], int(labels[k]), float(scores[k]))
         for k in np.flatnonzero(keep)
     ]
+
+
+def in_original(dets: Detections, box: Letterbox) -> Detections:
+    """Detections on a letterboxed input, with their boxes in the original image's px."""
+    boxes = box.to_original(_numpy(dets.boxes))  # (K, 4)
+    return Detections(boxes.astype(np.float32), _numpy(dets.scores), _numpy(dets.labels))
 
 
 def labelstudio_result(
@@ -142,21 +155,40 @@ def _frame_detections(
     return kept
 
 
+def _is_url(name: str) -> bool:
+    return "://" in name or name.startswith("/")
+
+
+def task_image(exported: ExportedBatch, name: str, image_root: str | None) -> str:
+    """A task's ``data.image``: an exported file under ``image_root`` (default the export's
+    ``images/``), or an own image's URL, with ``image_root`` put before its path."""
+    if _is_url(name):
+        if not image_root:
+            return name
+        return image_root.rstrip("/") + "/" + name.split("://")[-1].lstrip("/")
+    return storage.join(image_root or storage.join(exported.url, "images"), name)
+
+
 def labelstudio_tasks(
     exported: ExportedBatch,
     detections: Mapping[int, Detections] | None = None,
     min_score: float = 0.3,
     image_root: str | None = None,
     model_version: str = "alkit-ensemble-mean",
+    scores: Mapping[int, float] | None = None,
 ) -> list[dict]:
     """Label Studio tasks for an export, with ``detections`` (score >= ``min_score``, clipped
-    to the image) as ``predictions``; ``data.frame_id`` maps the task back to its frame."""
-    root = image_root or storage.join(exported.url, "images")
+    to the image) as ``predictions``; ``data.frame_id`` maps the task back to its frame.
+    With ``scores`` (frame id -> acquisition score) each task has it as
+    ``data.uncertainty`` and as its prediction's ``score``; else the prediction's score is the
+    mean of its boxes'."""
     tasks = []
     for fid, (h, w), name in zip(
         exported.frame_ids, exported.sizes, exported.file_names, strict=True
     ):
-        task: dict = {"data": {"image": storage.join(root, name), "frame_id": fid}}
+        task: dict = {"data": {"image": task_image(exported, name, image_root), "frame_id": fid}}
+        if scores is not None and fid in scores:
+            task["data"]["uncertainty"] = float(scores[fid])
         if detections is not None and fid in detections:
             kept = _frame_detections(detections, fid, (h, w), min_score, exported.classes)
             result = [
@@ -164,6 +196,8 @@ def labelstudio_tasks(
                 for k, (b, c, s) in enumerate(kept)
             ]
             score = float(np.mean([s for _, _, s in kept])) if kept else 0.0
+            if scores is not None and fid in scores:
+                score = float(scores[fid])
             task["predictions"] = [
                 {"model_version": model_version, "score": score, "result": result}
             ]
@@ -209,6 +243,7 @@ def export_for_labelling(
     min_score: float = 0.3,
     image_root: str | None = None,
     classes: Sequence[str] = CLASSES,
+    scores: Mapping[int, float] | None = None,
 ) -> ExportedBatch:
     """Write ``frame_ids`` of ``source`` to the export folder ``url`` (see the module docstring).
 
@@ -219,6 +254,7 @@ def export_for_labelling(
         selection: hash of the selection manifest, recorded for lineage.
         min_score: detections below this score are left out of the pre-annotations.
         image_root: URL Label Studio loads the images from (default: ``<url>/images``).
+        scores: frame id -> acquisition score, written into the tasks.
 
     Every file is written atomically, ``export.json`` last (a previous one is removed first,
     so an interrupted export is never taken for a finished one). Frames of a source without a
@@ -234,11 +270,26 @@ def export_for_labelling(
         fs, path = storage.filesystem(record)
         fs.rm(path)
     names, sizes, uris, metas = [], [], [], []
+    detections = dict(detections or {}) if detections is not None else None
+    own = hasattr(source, "letterbox")  # a pool source of own images (alkit.data.sources)
     for fid in ids:
         frame = source.frame(fid)
         if int(frame.frame_id) != fid:
             raise DataError(f"export_for_labelling: asked for frame {fid}, got {frame.frame_id}")
-        image = np.asarray(frame.image)  # (H, W, 3) uint8
+        if own:
+            box = source.letterbox(fid)
+            if detections is not None and fid in detections:
+                detections[fid] = in_original(detections[fid], box)
+            uri = source.uri(fid)
+            metas.append(frame_meta(frame))
+            sizes.append((box.height, box.width))
+            uris.append(uri)
+            if "#frame=" not in uri:  # an image file: the tool loads it where it is
+                names.append(uri)
+                continue
+            image = np.asarray(source.original(fid))  # a video frame, at its full size
+        else:
+            image = np.asarray(frame.image)  # (H, W, 3) uint8
         name = f"{fid:012d}.png"
         image_url = storage.join(url, "images", name)
         try:
@@ -247,6 +298,8 @@ def export_for_labelling(
             raise DataError(f"frame {fid}: field 'image': {err}") from None
         storage.atomic_write_bytes(image_url, png)
         names.append(name)
+        if own:
+            continue
         sizes.append((int(image.shape[0]), int(image.shape[1])))
         uris.append(sim_uri(fid) if world is not None else image_url)
         metas.append(frame_meta(frame))
@@ -262,7 +315,7 @@ def export_for_labelling(
         selection,
     )
     storage.atomic_write_text(storage.join(url, "labeling_config.xml"), labeling_config(classes))
-    tasks = labelstudio_tasks(exported, detections, min_score, image_root)
+    tasks = labelstudio_tasks(exported, detections, min_score, image_root, scores=scores)
     storage.atomic_write_json(storage.join(url, "tasks.json"), tasks)
     coco = coco_for_labelling(exported, detections, min_score)
     storage.atomic_write_json(storage.join(url, "coco.json"), coco)
@@ -457,8 +510,10 @@ class ToolLabeler:
         min_score: float = 0.3,
         image_root: str | None = None,
         classes: Sequence[str] = CLASSES,
+        scores: Mapping[int, float] | None = None,
     ) -> None:
         self.source, self.url, self.detections = source, url, detections
+        self.scores = scores
         self.labels_url = labels_url or storage.join(url, "labelled.json")
         self.cost, self.selection, self.min_score = cost, selection, min_score
         self.image_root, self.classes = image_root, tuple(classes)
@@ -481,6 +536,7 @@ class ToolLabeler:
                 self.min_score,
                 self.image_root,
                 self.classes,
+                self.scores,
             )
         if not storage.exists(self.labels_url):
             raise LabelsPending(

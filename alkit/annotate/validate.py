@@ -29,7 +29,7 @@ class ExportedBatch:
         frame_ids: ``(F,)`` in export order.
         sizes: ``(F,)`` ``(height, width)`` px.
         image_uris: ``(F,)`` what a version records: ``sim:<id>`` or the image's URL.
-        file_names: ``(F,)`` image files, relative to ``<url>/images``.
+        file_names: ``(F,)`` image files, relative to ``<url>/images``, or own images' URLs.
         meta: ``(F,)`` frame metadata dicts.
         world: config of the world that generated ``sim:`` frames, or ``None``.
         classes: the class names the tool may use.

@@ -187,7 +187,7 @@ def frames_to_coco(
 # reading and validation
 
 
-def _normalize_name(name: str) -> str:
+def normalize_name(name: str) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
 
@@ -216,8 +216,8 @@ def _category_table(
     """``(category id -> class index, ignored category ids)``."""
     if not isinstance(categories, list):
         raise DataError(f"{source}: 'categories' must be a list")
-    class_index = {_normalize_name(c): i for i, c in enumerate(classes)}
-    mapped = {_normalize_name(k): _normalize_name(v) for k, v in category_map.items()}
+    class_index = {normalize_name(c): i for i, c in enumerate(classes)}
+    mapped = {normalize_name(k): normalize_name(v) for k, v in category_map.items()}
     table: dict[int, int] = {}
     ignored: set[int] = set()
     for i, cat in enumerate(categories):
@@ -227,10 +227,10 @@ def _category_table(
         if cat_id in table or cat_id in ignored:
             raise DataError(f"{source}: {where}: duplicate category id {cat_id}")
         name = str(cat["name"])
-        if cat_id in ignore or name in ignore or _normalize_name(name) in ignore:
+        if cat_id in ignore or name in ignore or normalize_name(name) in ignore:
             ignored.add(cat_id)
             continue
-        key = mapped.get(_normalize_name(name), _normalize_name(name))
+        key = mapped.get(normalize_name(name), normalize_name(name))
         if key not in class_index:
             raise DataError(
                 f"{source}: {where}: category {name!r} (id {cat_id}) is not one of the classes "
@@ -288,7 +288,7 @@ def parse_coco(
         if not isinstance(obj[key], list):
             raise DataError(f"{source}: top-level key {key!r} must be a list")
     ignore = set(ignore_categories)
-    ignore |= {_normalize_name(v) for v in ignore if isinstance(v, str)}
+    ignore |= {normalize_name(v) for v in ignore if isinstance(v, str)}
     cat_table, cat_ignored = _category_table(
         obj["categories"], source, classes, ignore, category_map or {}
     )

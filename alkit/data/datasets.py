@@ -24,7 +24,8 @@ from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.coco import load_coco, read_image
 from alkit.data.frames import Frame
-from alkit.data.letterbox import Letterbox, input_size as check_input_size
+from alkit.data.letterbox import Letterbox
+from alkit.data.letterbox import input_size as check_input_size
 from alkit.errors import DataError
 
 SIM_PREFIX = "sim:"
@@ -48,9 +49,7 @@ def frame_item(frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.n
     }
 
 
-def fit_item(
-    frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size
-) -> dict:
+def fit_item(frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size) -> dict:
     """``frame_item`` with the image letterboxed into ``size`` ``(H, W)`` (``None``: as is)."""
     if size is None:
         return frame_item(frame_id, image, boxes, labels)

@@ -24,6 +24,30 @@ STEP_DEFAULTS: dict[str, Any] = {
     "labeller": "oracle",
     "seconds_per_frame": 30.0,
     "seconds_per_box": 7.0,
+    # own data (``alkit.workflow.run_data``); empty: the synthetic world
+    "labelled": "",  # COCO instances file of the labelled set
+    "images_root": "",  # its images' folder; empty: <COCO file's folder>/../images
+    "classes": [],  # the classes to learn; empty: all the COCO file's categories
+    "category_map": {},  # rename categories, e.g. {"pedestrian": "person"}
+    "input_size": [96, 160],  # [H, W] own images are letterboxed into
+    "pool": "",  # the unlabelled pool: a folder of images or videos, a video, a table
+    "fps": None,  # frames per second sampled from videos; None: every frame
+    "test": "",  # COCO instances file of a labelled test set (05 EVALUATE)
+    "labels": "",  # the labelling tool's export (Label Studio JSON or COCO)
+    "export_dir": "",  # where 03 ANNOTATE exports frames for the tool; empty: its out_dir
+    "image_root": "",  # URL prefix the tool loads images from; empty: their own URLs
+    "min_score": 0.3,  # pre-annotations: the ensemble's detections at least this sure
+}
+
+#: What own data changes in every profile: the world's night filters and its simulated
+#: curator (MANUAL) and oracle do not exist there; frames go to a labelling tool.
+OWN_DATA: dict[str, Any] = {
+    "pool_filter": {},
+    "metadata_filters": {},
+    "manual_filters": {},
+    "baselines": ["RANDOM"],
+    "pool_stride": 1,
+    "labeller": "labelstudio",
 }
 
 #: ``quick``: the A/B quick settings (``ABConfig`` defaults); ``full``: GPU scale; ``tiny``:
@@ -50,6 +74,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "score_batch_size": 64,
         "score_workers": 4,  # render frames beside the GPU's forward passes
         "n_rounds": 5,
+        "input_size": [384, 640],
     },
     # a smoke test: every step of every recipe in seconds on a CPU; the numbers mean nothing
     "tiny": ABConfig().to_dict()
@@ -69,15 +94,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_splits": 1,
         "n_rounds": 1,
         "progress": False,
+        "input_size": [64, 96],
     },
 }
 
 
-def profile_parameters(profile: str) -> dict[str, Any]:
-    """A copy of a profile's parameter values."""
+def profile_parameters(profile: str, own_data: bool = False) -> dict[str, Any]:
+    """A copy of a profile's parameter values (with ``OWN_DATA`` for a team's own data)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    return json.loads(json.dumps(PROFILES[profile]))
+    return json.loads(json.dumps(PROFILES[profile] | (OWN_DATA if own_data else {})))
 
 
 def profile_config(profile: str, **overrides: Any) -> ABConfig:
@@ -88,4 +114,4 @@ def profile_config(profile: str, **overrides: Any) -> ABConfig:
     )
 
 
-__all__ = ["PROFILES", "STEP_DEFAULTS", "profile_config", "profile_parameters"]
+__all__ = ["OWN_DATA", "PROFILES", "STEP_DEFAULTS", "profile_config", "profile_parameters"]

@@ -39,7 +39,13 @@ from typing import Any
 from alkit import __version__
 from alkit.errors import ConfigError
 from alkit.experiments.profiles import profile_parameters
-from alkit.workflow.recipes import Step, check_overrides, recipe_steps, step_parameters
+from alkit.workflow.recipes import (
+    RUN_PREFIX,
+    Step,
+    check_overrides,
+    recipe_steps,
+    step_parameters,
+)
 from alkit.workflow.runfolder import (
     StepFailed,
     cache_key,
@@ -113,14 +119,18 @@ def _prepare(
     """``(parameters, inputs, key)`` of a step."""
     out = run_dir / "out"
     wired = {"out_dir": str(out / step.name)}
-    wired |= {name: str(out / ref) for name, ref in step.inputs.items()}
+    wired |= {
+        name: str(run_dir / ref.removeprefix(RUN_PREFIX)) if ref.startswith(RUN_PREFIX)
+        else str(out / ref)
+        for name, ref in step.inputs.items()
+    }  # fmt: skip
     params = step_parameters(step, declared, values, overrides, wired)
     inputs: dict[str, Any] = {
         name: {
             "step": ref.split("/", 1)[0],
             "outputs_sha256": records[ref.split("/", 1)[0]]["outputs_sha256"],
         }
-        for name, ref in step.inputs.items()
+        for name, ref in step.step_inputs.items()
     }
     inputs |= external_inputs(params, run_dir, skip=set(wired))
     shown = {k: logical(v, run_dir) for k, v in params.items()}
@@ -153,7 +163,7 @@ def run_recipe(
 
     steps = recipe_steps(recipe)
     overrides = dict(overrides or {})
-    values = profile_parameters(profile)
+    values = profile_parameters(profile, own_data=bool(overrides.get("labelled")))
     run_dir = Path(run_dir).resolve()
     notebooks = Path(notebooks_dir or NOTEBOOKS).resolve()
     sources = {s.name: notebooks / f"{s.notebook}.ipynb" for s in steps}

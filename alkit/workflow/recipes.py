@@ -1,8 +1,10 @@
 """Recipes (which notebooks run, wired how) and ``-p`` values.
 
 A recipe is a sequence of ``Step`` s, each a notebook of ``notebooks/`` plus the parameters
-the pipeline wires to an upstream step's output (``"<step>/<path in its out_dir>"``); every
-step also gets ``out_dir`` = ``<run>/out/<step>``. Other parameters come, in this order, from
+the pipeline wires to an upstream step's output (``"<step>/<path in its out_dir>"``) or to a
+folder of the run (``"{run}/<path>"``, e.g. ``{run}/to_label``, the frames exported for a
+labelling tool, kept when the step reruns); every step also gets ``out_dir`` =
+``<run>/out/<step>``. Other parameters come, in this order, from
 a step-scoped override (``-p 02_query.budget=5``), a global override (``-p budget=5``), the
 profile, else the notebook's own default. Only parameters a notebook declares in its
 ``parameters`` cell are passed to it.
@@ -37,14 +39,24 @@ class Step:
     @property
     def upstream(self) -> tuple[str, ...]:
         """The steps whose outputs this one reads, in first-use order."""
-        return tuple(dict.fromkeys(v.split("/", 1)[0] for v in self.inputs.values()))
+        return tuple(dict.fromkeys(v.split("/", 1)[0] for v in self.step_inputs.values()))
+
+    @property
+    def step_inputs(self) -> dict[str, str]:
+        """The inputs that are outputs of upstream steps (not folders of the run)."""
+        return {k: v for k, v in self.inputs.items() if not v.startswith(RUN_PREFIX)}
+
+
+#: An input wired to a path in the run folder itself rather than a step's out_dir.
+RUN_PREFIX = "{run}/"
 
 
 _TRAIN = "01_train_ensemble"
 _RETRAIN = "round2_01_train_ensemble"
-_WORLD = {"world_path": f"{_TRAIN}/world.json"}
+_DATA = {"data_path": f"{_TRAIN}/data.json"}
 _ENSEMBLE = {"ensemble_path": f"{_TRAIN}/ensemble.json"}
 _SELECTION = {"selection_path": "02_query/selections/AL.json"}
+_TO_LABEL = {"export_dir": f"{RUN_PREFIX}to_label"}
 
 RECIPES: dict[str, tuple[Step, ...]] = {
     "ab": (Step("10_ab_test"),),
@@ -52,13 +64,13 @@ RECIPES: dict[str, tuple[Step, ...]] = {
     # EVALUATE evaluates that ensemble
     "loop": (
         Step(_TRAIN),
-        Step("02_query", {**_WORLD, **_ENSEMBLE}),
-        Step("03_annotate", {**_WORLD, **_SELECTION}),
-        Step("04_append", {**_WORLD, **_SELECTION, "batch_path": "03_annotate/batch.json"}),
+        Step("02_query", {**_DATA, **_ENSEMBLE}),
+        Step("03_annotate", {**_DATA, **_SELECTION, **_ENSEMBLE, **_TO_LABEL}),
+        Step("04_append", {**_DATA, **_SELECTION, "batch_path": "03_annotate/batch.json"}),
         Step(_TRAIN, {"version_path": "04_append/version.json"}, label=_RETRAIN),
         Step(
             "05_evaluate",
-            {"world_path": f"{_RETRAIN}/world.json", "ensemble_path": f"{_RETRAIN}/ensemble.json"},
+            {"data_path": f"{_RETRAIN}/data.json", "ensemble_path": f"{_RETRAIN}/ensemble.json"},
         ),
     ),
     "rounds": (Step("30_active_learning_loop"),),
@@ -138,6 +150,7 @@ def check_overrides(
 
 __all__ = [
     "RECIPES",
+    "RUN_PREFIX",
     "Step",
     "check_overrides",
     "parse_assignments",

@@ -32,6 +32,9 @@ MANIFEST = "run.json"
 RUN = "{run}"
 #: Parameters whose names end like this hold paths; existing ones are hashed by content.
 PATH_SUFFIXES = ("_path", "_dir", "_root")
+#: Own data's files, also hashed by content (a pool is keyed by its URL alone: hashing
+#: millions of frames on every run would cost more than the run).
+PATH_PARAMETERS = ("labelled", "labels", "test")
 
 
 def json_sha256(value: Any) -> str:
@@ -60,7 +63,7 @@ def content_sha256(path: str | os.PathLike) -> str:
 
 def is_path_parameter(name: str) -> bool:
     """Whether a parameter's name says it holds a path."""
-    return name.endswith(PATH_SUFFIXES)
+    return name.endswith(PATH_SUFFIXES) or name in PATH_PARAMETERS
 
 
 def logical(value: Any, run_dir: Path) -> Any:

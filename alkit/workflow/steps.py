@@ -34,29 +34,27 @@ from alkit.data import storage
 from alkit.data.datasets import VirtualFrames
 from alkit.data.labels import CostModel, Labeler
 from alkit.data.lineage import append_batch, lineage, resolve_version
-from alkit.data.versions import load_version
+from alkit.data.pool import Pool
+from alkit.data.versions import DatasetVersion, load_version
 from alkit.ensemble.store import load_ensemble
 from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.predict import predict_detections
-from alkit.evaluate.test_sets import evaluation_sets, evaluation_table, model_of
+from alkit.evaluate.test_sets import COLUMNS, evaluation_table, model_of
 from alkit.experiments.profiles import profile_parameters
 from alkit.query.methods import BASELINES
 from alkit.query.pool_query import Queried, QueryConfig, query_pool, scoring_from_values
 from alkit.query.selection import load_selection
-from alkit.sim import World, WorldConfig
-from alkit.sim.experiment import (
-    initial_frame_ids,
-    initial_version,
-    load_world,
-    make_world,
-    save_world,
-    visible_objects,
-    world_pool,
-)
+from alkit.sim.experiment import initial_frame_ids, make_world
+from alkit.workflow.run_data import RunData, check_classes_of_interest
 
 #: The labellers of ANNOTATE: the simulated oracle, or a labelling tool through files.
 LABELLERS = ("oracle", "labelstudio", "coco")
+
+
+def say(line: str) -> None:
+    """A progress line for the user (a notebook's output, the CLI's log)."""
+    print(line, flush=True)
 
 
 def step_values(step: str, profile: str, names: Sequence[str], given: Mapping) -> dict[str, Any]:
@@ -64,14 +62,18 @@ def step_values(step: str, profile: str, names: Sequence[str], given: Mapping) -
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ConfigError(f"{step}: unknown parameter(s) {unknown}; parameters: {sorted(names)}")
-    return profile_parameters(profile) | dict(given)
+    own = bool(given.get("labelled") or given.get("pool"))
+    return profile_parameters(profile, own_data=own) | dict(given)
 
 
 # 01 TRAIN -------------------------------------------------------------------------------------
+#: own labelled data (see ``alkit.workflow.run_data``); ``labelled`` empty: the world
+OWN_DATA_PARAMETERS = ("labelled", "images_root", "classes", "category_map", "input_size")
 TRAIN_PARAMETERS = (
     "world_seed",
     "sessions",
     "initial_stride",
+    *OWN_DATA_PARAMETERS,
     *EnsembleConfig.__dataclass_fields__,
     "progress",
 )
@@ -79,66 +81,108 @@ TRAIN_PARAMETERS = (
 
 @dataclass(frozen=True)
 class Trained:
-    """``ensemble``: the ``ensemble.json``; ``world``: the ``world.json``; ``frames``: how many
-    labelled frames the ensemble was trained on; ``version``: their version's hash (empty for
-    the world's initial segment)."""
+    """``ensemble``: the ``ensemble.json``; ``data``: the run's ``data.json`` (the world or
+    own data, ``alkit.workflow.run_data``); ``frames``: how many labelled frames the ensemble
+    was trained on; ``version``: their version's hash (empty for the world's initial set)."""
 
     ensemble: Path
-    world: Path
+    data: Path
     frames: int
     version: str = ""
+
+
+def _version_at(version_path: str):
+    where = storage.read_json(version_path)
+    version = load_version(where["root"], resolve_version(where["root"], where["hash"]))
+    if where.get("data"):
+        return version, RunData.load(where["data"])
+    if version.world is None:
+        raise ConfigError(
+            f"{version_path}: version {version.hash[:12]} records neither a world nor the "
+            "run's data.json; cannot train on it"
+        )
+    return version, RunData(world=version.world, classes=version.classes)
 
 
 def train_step(
     out_dir: str | Path, version_path: str = "", profile: str = "quick", **values: Any
 ) -> Trained:
     """TRAIN ``n_members`` detectors on the dataset version of ``version_path`` (the
-    ``version.json`` of ``append_step``: the loop's next round) or, without one, on the world's
-    initial segment (every ``initial_stride``-th frame). A version brings its own world.
-    Finished members are kept on a rerun."""
+    ``version.json`` of ``append_step``: the loop's next round); without one, on the own
+    COCO set ``labelled`` (its ``classes``, images letterboxed into ``input_size``) or, with
+    neither, on the world's initial segment (every ``initial_stride``-th frame). Writes
+    ``<out_dir>/data.json`` for the later steps. Finished members are kept on a rerun."""
     v = step_values("train_step", profile, TRAIN_PARAMETERS, values)
     out = Path(out_dir)
     config = EnsembleConfig(v["n_members"], v["model"], v["train"], v["batch_size"], v["seed"])
+    world = None
     if version_path:
-        where = storage.read_json(version_path)
-        version = load_version(where["root"], resolve_version(where["root"], where["hash"]))
-        if version.world is None:
-            raise ConfigError(f"version {version.hash[:12]} records no world; cannot train on it")
-        world, labelled, tag = World(WorldConfig.from_dict(version.world)), version, version.hash
+        labelled, data = _version_at(version_path)
+        tag = labelled.hash
+    elif v["labelled"]:
+        data = RunData.of_coco(v["labelled"], v["images_root"], v["classes"],
+                               v["category_map"], v["input_size"])  # fmt: skip
+        labelled = data.initial_version()
+        tag = labelled.hash
     else:
         world = make_world(v["profile"], v["world_seed"], v["sessions"])
+        data = RunData.of_world(world)
         labelled, tag = (world, initial_frame_ids(world, v["initial_stride"])), ""
-    world_path = Path(save_world(world, str(out / "world.json")))
-    trained = train_members(labelled, out, config, world=world, progress=v["progress"])
-    return Trained(trained.manifest, world_path, len(trained.frames), tag)
+    if world is None and not data.own:
+        world = data.sim
+    data_path = Path(data.save(str(out / "data.json")))
+    trained = train_members(labelled, out, config, world=world, progress=v["progress"],
+                            input_size=data.input_size, classes=data.classes)  # fmt: skip
+    return Trained(trained.manifest, data_path, len(trained.frames), tag)
 
 
 # 02 QUERY -------------------------------------------------------------------------------------
-QUERY_PARAMETERS = (*QueryConfig.__dataclass_fields__, "accelerator", "devices",
-                    "score_batch_size", "score_workers", "progress")  # fmt: skip
+#: the pool of own data (``alkit.data.sources.open_pool``); empty: the world's pool segment
+POOL_PARAMETERS = ("pool", "fps")
+QUERY_PARAMETERS = (*QueryConfig.__dataclass_fields__, *POOL_PARAMETERS, "accelerator",
+                    "devices", "score_batch_size", "score_workers", "progress")  # fmt: skip
+
+
+def already_labelled(pool: Pool, version: DatasetVersion) -> list[int]:
+    """Frame ids of ``pool`` that ``version`` holds: the same frame id or the same image."""
+    meta = pool.metadata
+    taken = meta.frame_id.isin(version.frame_ids)
+    if "uri" in meta.columns:
+        taken |= meta.uri.astype(str).isin(set(version.frames.image_uri.astype(str)))
+    return meta.frame_id[taken].astype(int).tolist()
 
 
 def query_step(
     out_dir: str | Path,
-    world_path: str,
+    data_path: str,
     ensemble_path: str,
     baselines: Sequence[str] = BASELINES,
     profile: str = "quick",
     **values: Any,
 ) -> Queried:
-    """QUERY: score the world's pool with the ensemble (resumable shards in
-    ``<out_dir>/scores``), pick ``budget`` frames with AL and each of ``baselines``, save
-    each as ``<out_dir>/selections/<METHOD>.json``. Scoring runs on ``accelerator`` /
+    """QUERY: score the pool (the world's, or ``pool``) with the ensemble (resumable shards
+    in ``<out_dir>/scores``), pick ``budget`` frames with AL and each of ``baselines``, save
+    each as ``<out_dir>/selections/<METHOD>.json``. Frames of an own pool that the labelled
+    set already holds are left out (and counted). Scoring runs on ``accelerator`` /
     ``devices`` in the members' training precision."""
     v = step_values("query_step", profile, QUERY_PARAMETERS, values)
-    world, ensemble = load_world(world_path), load_ensemble(ensemble_path)
-    return query_pool(ensemble, world_pool(world), out_dir, ("AL", *baselines),
-                      QueryConfig.from_values(v), scoring_from_values(v),
-                      visible=visible_objects(world), progress=v["progress"])  # fmt: skip
+    data, ensemble = RunData.load(data_path), load_ensemble(ensemble_path)
+    check_classes_of_interest(v["classes_of_interest"], ensemble.classes)
+    pool, taken = data.pool(v["pool"], v["fps"]), []
+    if data.own:
+        taken = already_labelled(pool, data.initial_version())
+        say(f"pool: {len(pool)} frames; {len(taken)} already in the labelled set, left out")
+        if "MANUAL" in baselines:
+            say("MANUAL left out: own data has no simulated curator (it reads ground truth)")
+            baselines = [b for b in baselines if b != "MANUAL"]
+    return query_pool(ensemble, pool, out_dir, ("AL", *baselines),
+                      QueryConfig.from_values(v), scoring_from_values(v), taken=taken,
+                      visible=data.visible(), progress=v["progress"])  # fmt: skip
 
 
 # 03 ANNOTATE ----------------------------------------------------------------------------------
-ANNOTATE_PARAMETERS = ("labeller", "seconds_per_frame", "seconds_per_box")
+ANNOTATE_PARAMETERS = ("labeller", "seconds_per_frame", "seconds_per_box", "export_dir",
+                       "image_root", "min_score", *POOL_PARAMETERS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -150,46 +194,60 @@ class Annotated:
 
 
 def labeller_for(
-    name: str, world: World, out_dir: str | Path, cost: CostModel, labels_path: str = "",
-    ensemble_path: str = "", frame_ids: Sequence[int] = (),
+    name: str, data: RunData, source: Any, export_dir: str | Path, cost: CostModel,
+    labels: str = "", ensemble_path: str = "", selection: Any = None, image_root: str = "",
+    min_score: float = 0.3,
 ) -> Labeler:  # fmt: skip
-    """``oracle``: the world's ground truth; ``labelstudio`` / ``coco``: export the frames to
-    ``<out_dir>/export`` for the tool (with the ensemble's mean detections as pre-annotations
-    when ``ensemble_path`` is given) and import the finished labels from ``labels_path``
-    (default ``<out_dir>/export/labelled.json``)."""
+    """``oracle``: the world's ground truth; ``labelstudio`` / ``coco``: export the frames of
+    ``selection`` from ``source`` to ``export_dir`` for the tool (with the ensemble's mean
+    detections as pre-annotations when ``ensemble_path`` is given, and each frame's
+    acquisition score) and import the finished labels from ``labels`` (default
+    ``<export_dir>/labelled.json``)."""
     if name not in LABELLERS:
         raise ConfigError(f"labeller must be one of {list(LABELLERS)}, got {name!r}")
     if name == "oracle":
-        return OracleLabeler(world, cost)
+        if data.own:
+            raise ConfigError(
+                "labeller 'oracle' reads the synthetic world's ground truth; own data is "
+                "labelled in a tool: labeller=labelstudio (or coco)"
+            )
+        return OracleLabeler(data.sim, cost)
+    ids = list(selection.frame_ids) if selection is not None else []
     detections = None
-    if ensemble_path and frame_ids:
-        detections = predict_detections(
-            load_ensemble(ensemble_path), VirtualFrames(world, frame_ids)
-        )
-    return ToolLabeler(world, str(Path(out_dir) / "export"), detections,
-                       labels_url=labels_path or None, cost=cost)  # fmt: skip
+    if ensemble_path and ids:
+        detections = predict_detections(load_ensemble(ensemble_path), VirtualFrames(source, ids))
+    scores = None
+    if selection is not None and selection.scores:
+        scores = dict(zip(ids, selection.scores, strict=True))
+    return ToolLabeler(source, str(export_dir), detections, labels_url=labels or None,
+                       cost=cost, selection=selection.hash if selection else None,
+                       min_score=min_score, image_root=image_root or None,
+                       classes=data.classes, scores=scores)  # fmt: skip
 
 
 def annotate_step(
     out_dir: str | Path,
-    world_path: str,
+    data_path: str,
     selection_path: str,
-    labels_path: str = "",
+    labels: str = "",
     ensemble_path: str = "",
     profile: str = "quick",
     **values: Any,
 ) -> Annotated:
     """ANNOTATE the frames of a selection with ``labeller`` (``labeller_for``), charged by
     ``CostModel(seconds_per_frame, seconds_per_box)``. With a labelling tool the first call
-    exports the frames and raises ``LabelsPending`` saying what to do; the call after the
-    labels are in imports and validates them."""
+    exports the frames to ``export_dir`` (default ``<out_dir>/export``) and raises
+    ``LabelsPending`` saying what to do; the call with ``labels`` (the tool's export)
+    imports and validates them."""
     v = step_values("annotate_step", profile, ANNOTATE_PARAMETERS, values)
     out = Path(out_dir)
-    selection = load_selection(selection_path)
+    data, selection = RunData.load(data_path), load_selection(selection_path)
     ids = list(selection.frame_ids)
     cost = CostModel(v["seconds_per_frame"], v["seconds_per_box"])
-    labeller = labeller_for(v["labeller"], load_world(world_path), out, cost, labels_path,
-                            ensemble_path, ids)  # fmt: skip
+    source = data.sim if not data.own else data.pool(v["pool"], v["fps"]).source
+    labeller = labeller_for(v["labeller"], data, source, v["export_dir"] or out / "export",
+                            cost, labels, ensemble_path, selection, v["image_root"],
+                            v["min_score"])  # fmt: skip
     batch = labeller.label(ids)
     path = Path(save_batch(batch, str(out / "batch.json")))
     summary = batch_summary({selection.method.upper(): batch})
@@ -209,7 +267,7 @@ class Appended:
 
 def append_step(
     out_dir: str | Path,
-    world_path: str,
+    data_path: str,
     batch_path: str,
     selection_path: str,
     versions_root: str = "",
@@ -218,27 +276,30 @@ def append_step(
     **values: Any,
 ) -> Appended:
     """APPEND the labelled batch to ``parent_version`` (a hash or prefix in ``versions_root``;
-    empty: the world's initial set, every ``initial_stride``-th frame) as a new version with
-    lineage; ``versions_root`` empty means ``<out_dir>/versions``. Writes
-    ``<out_dir>/version.json`` = {root, hash}, what ``train_step(version_path=...)`` reads."""
+    empty: the run's initial labelled set) as a new version with lineage; ``versions_root``
+    empty means ``<out_dir>/versions``. Writes ``<out_dir>/version.json`` = {root, hash,
+    data}, what ``train_step(version_path=...)`` reads. Appending the same labels twice adds
+    nothing."""
     v = step_values("append_step", profile, ("initial_stride",), values)
     out = Path(out_dir)
     root = versions_root or str(out / "versions")
+    data = RunData.load(data_path)
     if parent_version:
         parent = load_version(root, resolve_version(root, parent_version))
     else:
-        parent = initial_version(load_world(world_path), v["initial_stride"])
+        parent = data.initial_version(v["initial_stride"])
     selection = load_selection(selection_path)
     version = append_batch(root, parent, load_batch(batch_path), selection,
                            params={"method": selection.method.upper()})  # fmt: skip
-    storage.atomic_write_json(str(out / "version.json"), {"root": root, "hash": version.hash})
+    where = {"root": root, "hash": version.hash, "data": str(Path(data_path).resolve())}
+    storage.atomic_write_json(str(out / "version.json"), where)
     return Appended(root, version.hash, lineage(root, version.hash))
 
 
 # 05 EVALUATE ----------------------------------------------------------------------------------
 def evaluate_step(
     out_dir: str | Path,
-    world_path: str,
+    data_path: str,
     ensemble_path: str,
     member: int = -1,
     test_sets: Sequence[str] = ("global", "night_heldout"),
@@ -246,11 +307,18 @@ def evaluate_step(
     **values: Any,
 ) -> pd.DataFrame:
     """EVALUATE the ensemble (``member=-1``: mean heatmaps, as one detector) or one member on
-    the named test sets (``test_stride``); writes and returns the tidy ``evaluation.csv``."""
-    v = step_values("evaluate_step", profile, ("test_stride", "batch_size"), values)
-    sets = evaluation_sets(load_world(world_path), test_sets, v["test_stride"])
-    model = model_of(load_ensemble(ensemble_path), member)
-    table = evaluation_table(model, sets, v["batch_size"])
+    the world's named test sets (``test_stride``) or, for own data, on the COCO file
+    ``test`` (none given: nothing to evaluate, an empty table); writes and returns the tidy
+    ``evaluation.csv``."""
+    v = step_values("evaluate_step", profile, ("test_stride", "batch_size", "test"), values)
+    data = RunData.load(data_path)
+    sets = data.test_sets(test_sets, v["test_stride"], v["test"])
+    if sets:
+        model = model_of(load_ensemble(ensemble_path), member)
+        table = evaluation_table(model, sets, v["batch_size"])
+    else:
+        say("no test set: give own data's labelled test set as -p test=COCO_URL")
+        table = pd.DataFrame(columns=list(COLUMNS))
     storage.atomic_write_text(str(Path(out_dir) / "evaluation.csv"), table.to_csv(index=False))
     return table
 
@@ -260,6 +328,7 @@ __all__ = [
     "Annotated",
     "Appended",
     "Trained",
+    "already_labelled",
     "annotate_step",
     "append_step",
     "evaluate_step",

@@ -80,16 +80,16 @@ def test_recipes_wire_only_upstream_outputs():
 
 
 def test_step_parameters_priority_and_only_declared_names():
-    step = Step("02_query", {"world_path": "01_train_ensemble/world.json"})
+    step = Step("02_query", {"data_path": "01_train_ensemble/data.json"})
     values = step_parameters(
         step,
-        ["world_path", "budget", "seed", "out_dir", "pool_stride"],
+        ["data_path", "budget", "seed", "out_dir", "pool_stride"],
         profile={"budget": 100, "seed": 0, "n_members": 4},
         overrides={"budget": 5, "02_query.seed": 7, "03_annotate.seed": 9},
-        wired={"world_path": "/r/w.json", "out_dir": "/r/out/02_query"},
+        wired={"data_path": "/r/w.json", "out_dir": "/r/out/02_query"},
     )
     assert values == {
-        "world_path": "/r/w.json",
+        "data_path": "/r/w.json",
         "budget": 5,
         "seed": 7,
         "out_dir": "/r/out/02_query",

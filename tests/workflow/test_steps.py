@@ -17,6 +17,7 @@ from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_
 from alkit.experiments.abfolder import open_ab_folder
 from alkit.experiments.rounds import learning_curves, round_table
 from alkit.sim.experiment import initial_version, load_world, make_world, save_world
+from alkit.workflow.run_data import RunData
 
 SESSIONS = {"initial": 1, "pool": 2, "test": 2}
 
@@ -127,8 +128,8 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
     ids = list(world.segment_frame_ids("pool"))[5:8]
     selection = SelectionManifest.from_table("al", pd.DataFrame({"frame_id": ids}), {})
     selection.save(str(tmp_path / "AL.json"))
-    world_path = save_world(world, str(tmp_path / "world.json"))
-    args = (tmp_path / "03", world_path, str(tmp_path / "AL.json"))
+    data_path = RunData.of_world(world).save(str(tmp_path / "data.json"))
+    args = (tmp_path / "03", data_path, str(tmp_path / "AL.json"))
     with pytest.raises(LabelsPending, match="labeling_config.xml"):
         annotate_step(*args, labeller="coco")
     export = tmp_path / "03" / "export"
@@ -143,12 +144,12 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
         {"id": i, "image_id": fid, "category_id": int(label) + 1, "bbox": box.tolist()}
         for i, (fid, box, label) in enumerate(boxes, 1)
     ]
-    (export / "labelled.json").write_text(json.dumps(coco))
-    annotated = annotate_step(*args, labeller="coco")
+    (tmp_path / "labelled.json").write_text(json.dumps(coco))
+    annotated = annotate_step(*args, str(tmp_path / "labelled.json"), labeller="coco")
     batch = load_batch(str(annotated.batch))
     assert batch.frame_ids == ids and batch.source.startswith("coco:")
     for got, want in zip(batch.frames, truth.frames, strict=True):
         np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
         assert got.labels.tolist() == want.labels.tolist()
     with pytest.raises(ConfigError, match="labeller must be one of"):
-        annotate_step(tmp_path / "other", world_path, str(tmp_path / "AL.json"), labeller="crowd")
+        annotate_step(tmp_path / "other", data_path, str(tmp_path / "AL.json"), labeller="crowd")

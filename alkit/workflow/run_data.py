@@ -1,0 +1,227 @@
+"""A run's data: the synthetic world, or a team's own labelled COCO set and pool.
+
+``01 TRAIN`` decides which, from its parameters, and writes ``<out_dir>/data.json``; the
+later steps take that path (``data_path``) and ask it for what they need: the initial
+labelled set, the pool, the classes, the model's input size, the test sets. Only the world
+has an oracle and a simulated curator (they read its ground truth).
+
+Own data::
+
+    labelled=COCO_URL   a COCO instances file (any fsspec URL); its images under
+                        images_root (default: see ``alkit.data.datasets.default_images_root``)
+    classes=[...]       the classes to learn: a subset of the file's categories (after
+                        category_map); empty: all of them, in category id order
+    input_size=[H, W]   every image (labelled, pool, test) is letterboxed into it
+    pool=POOL_URL       a folder of images, a video or folder of videos, or a table
+                        (``alkit.data.sources.open_pool``); fps for videos
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from alkit.data import storage
+from alkit.data.coco import normalize_name
+from alkit.data.datasets import CachedFrames, CocoFrames, default_images_root
+from alkit.data.letterbox import input_size as check_input_size
+from alkit.data.pool import Pool
+from alkit.data.versions import DatasetVersion
+from alkit.errors import ConfigError, DataError
+
+
+def coco_categories(url: str) -> list[str]:
+    """The category names of a COCO file, in category id order."""
+    try:
+        obj = storage.read_json(url)
+    except FileNotFoundError:
+        raise DataError(f"COCO file not found: {url}") from None
+    cats = obj.get("categories") if isinstance(obj, Mapping) else None
+    if not isinstance(cats, list) or not cats:
+        raise DataError(f"{url}: no 'categories' list: is it a COCO instances file?")
+    try:
+        return [str(c["name"]) for c in sorted(cats, key=lambda c: c["id"])]
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{url}: a category lacks field {err}") from None
+
+
+def check_classes_of_interest(classes_of_interest: Sequence[str], classes: Sequence[str]) -> None:
+    """``ConfigError`` naming the classes of interest that are not among ``classes``."""
+    unknown = [c for c in classes_of_interest if c not in classes]
+    if isinstance(classes_of_interest, str) or unknown or not classes_of_interest:
+        raise ConfigError(
+            f"classes_of_interest {list(unknown or [classes_of_interest])} are not among the "
+            f"classes {list(classes)} (the labelled data's categories)"
+        )
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Where a run's data come from (see the module docstring); plain values, saved as JSON.
+
+    Attributes:
+        world: the synthetic world's config dict, or ``None`` for own data.
+        labelled, images_root, category_map: the own labelled COCO set.
+        classes: the classes the detectors learn.
+        input_size: ``(H, W)`` own images are letterboxed into (``None`` for the world).
+    """
+
+    world: dict | None = None
+    labelled: str = ""
+    images_root: str = ""
+    classes: tuple[str, ...] = ()
+    category_map: dict = field(default_factory=dict)
+    input_size: tuple[int, int] | None = None
+
+    # -- building, saving -----------------------------------------------------------------
+
+    @classmethod
+    def of_world(cls, world: Any) -> RunData:
+        from alkit.data.classes import CLASSES
+
+        return cls(world=world.config.to_dict(), classes=CLASSES)
+
+    @classmethod
+    def of_coco(
+        cls,
+        labelled: str,
+        images_root: str = "",
+        classes: Sequence[str] = (),
+        category_map: Mapping[str, str] | None = None,
+        input_size: Sequence[int] = (96, 160),
+    ) -> RunData:
+        """Own data; checks that ``classes`` are among the file's (mapped) categories."""
+        category_map = dict(category_map or {})
+        mapped = {normalize_name(k): v for k, v in category_map.items()}
+        names = list(
+            dict.fromkeys(mapped.get(normalize_name(c), c) for c in coco_categories(labelled))
+        )
+        if isinstance(classes, str):
+            raise ConfigError(f"classes must be a list of names, got {classes!r}")
+        chosen = list(classes) or names
+        known = {normalize_name(c) for c in names}
+        unknown = [c for c in chosen if normalize_name(c) not in known]
+        if unknown:
+            raise ConfigError(
+                f"classes {unknown} are not categories of {labelled}; its categories: {names}"
+            )
+        return cls(
+            labelled=labelled,
+            images_root=images_root or default_images_root(labelled),
+            classes=tuple(chosen),
+            category_map=category_map,
+            input_size=check_input_size(input_size),
+        )
+
+    @property
+    def own(self) -> bool:
+        return self.world is None
+
+    def save(self, url: str) -> str:
+        storage.atomic_write_json(url, asdict(self))
+        return url
+
+    @classmethod
+    def load(cls, url: str) -> RunData:
+        raw = storage.read_json(url)
+        try:
+            data = cls(**raw)
+        except TypeError as err:
+            raise DataError(f"{url}: not a run's data.json ({err})") from None
+        size = None if data.input_size is None else tuple(data.input_size)
+        return cls(data.world, data.labelled, data.images_root, tuple(data.classes),
+                   dict(data.category_map), size)  # fmt: skip
+
+    # -- what the steps ask for -----------------------------------------------------------
+
+    @cached_property
+    def sim(self) -> Any:
+        """The synthetic world (``ConfigError`` for own data)."""
+        if self.own:
+            raise ConfigError("this run has no synthetic world: it runs on own data")
+        from alkit.sim import World, WorldConfig
+
+        return World(WorldConfig.from_dict(self.world))
+
+    def _ignored(self, url: str) -> list[str]:
+        """The categories of the COCO file ``url`` that are not among the classes."""
+        mapped = {normalize_name(k): v for k, v in self.category_map.items()}
+        chosen = {normalize_name(c) for c in self.classes}
+        return [
+            c
+            for c in coco_categories(self.labelled)
+            if normalize_name(mapped.get(normalize_name(c), c)) not in chosen
+        ]
+
+    def coco_version(self, url: str, images_root: str = "") -> DatasetVersion:
+        """A COCO file as a dataset version of this run's classes (boxes in image px)."""
+        return DatasetVersion.from_coco(
+            url,
+            images_root or (self.images_root if url == self.labelled else None),
+            classes=self.classes,
+            category_map=self.category_map,
+            ignore_categories=self._ignored(url),
+        )
+
+    def initial_version(self, initial_stride: int = 2) -> DatasetVersion:
+        """The labelled set before any round: the world's initial segment (every
+        ``initial_stride``-th frame) or the own COCO set."""
+        if self.own:
+            return self.coco_version(self.labelled)
+        from alkit.sim.experiment import initial_version
+
+        return initial_version(self.sim, initial_stride)
+
+    def pool(self, url: str = "", fps: float | None = None) -> Pool:
+        """The unlabelled pool: the world's pool segment, or ``open_pool(url)``."""
+        if url:
+            from alkit.data.sources import open_pool
+
+            return open_pool(url, self.input_size or self._world_size(), fps)
+        if self.own:
+            raise ConfigError("pool is empty: give the pool of own data (-p pool=URL)")
+        from alkit.sim.experiment import world_pool
+
+        return world_pool(self.sim)
+
+    def _world_size(self) -> tuple[int, int]:
+        return self.sim.config.image_height, self.sim.config.image_width
+
+    def visible(self) -> Callable | None:
+        """The simulated curator's view of ground truth (MANUAL), for the world only."""
+        if self.own:
+            return None
+        from alkit.sim.experiment import visible_objects
+
+        return visible_objects(self.sim)
+
+    def test_sets(
+        self, names: Sequence[str], test_stride: int = 4, test: str = ""
+    ) -> dict[str, Dataset]:
+        """Test sets: the world's named ones, or the own COCO file ``test`` (as ``test``)."""
+        if self.own:
+            if not test:
+                return {}
+            frames = CocoFrames(
+                test,
+                classes=self.classes,
+                ignore_categories=self._ignored(test),
+                category_map=self.category_map,
+                input_size=self.input_size,
+            )
+            return {"test": CachedFrames(frames)}
+        from alkit.evaluate.test_sets import evaluation_sets
+
+        return evaluation_sets(self.sim, names, test_stride)
+
+
+def load_run_data(url: str) -> RunData:
+    """The ``data.json`` a train step wrote."""
+    return RunData.load(url)
+
+
+__all__ = ["RunData", "check_classes_of_interest", "coco_categories", "load_run_data"]
