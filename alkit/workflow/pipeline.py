@@ -46,6 +46,7 @@ from alkit.workflow.recipes import (
     recipe_steps,
     step_parameters,
 )
+from alkit.workflow.run_data import check_own_data
 from alkit.workflow.runfolder import (
     StepFailed,
     cache_key,
@@ -175,6 +176,7 @@ def run_recipe(
     if forced - set(sources):
         raise ConfigError(f"rerun: no step {sorted(forced - set(sources))}; steps: {list(sources)}")
     check_overrides(overrides, declared, {"out_dir", *(k for s in steps for k in s.inputs)})
+    check_own_data(values | overrides)
     manifest = read_manifest(run_dir) or {
         "format": FORMAT,
         "recipe": recipe,

@@ -219,9 +219,34 @@ class RunData:
         return evaluation_sets(self.sim, names, test_stride)
 
 
+def check_own_data(values: Mapping[str, Any]) -> RunData | None:
+    """Before a run on own data trains for minutes: the labelled file's categories, the
+    classes, the classes of interest and the pool (opened, so a bad folder fails now).
+    ``values``: the run's parameters; ``None`` when they name no own data."""
+    if not values.get("labelled"):
+        if values.get("pool"):
+            raise ConfigError("pool is set but labelled is not: give the labelled COCO set too")
+        return None
+    data = RunData.of_coco(values["labelled"], values.get("images_root", ""),
+                           values.get("classes", ()), values.get("category_map"),
+                           values.get("input_size", (96, 160)))  # fmt: skip
+    if "classes_of_interest" in values:
+        check_classes_of_interest(values["classes_of_interest"], data.classes)
+    if not values.get("pool"):
+        raise ConfigError("labelled is set but pool is not: give the unlabelled pool (-p pool=URL)")
+    data.pool(values["pool"], values.get("fps"))
+    return data
+
+
 def load_run_data(url: str) -> RunData:
     """The ``data.json`` a train step wrote."""
     return RunData.load(url)
 
 
-__all__ = ["RunData", "check_classes_of_interest", "coco_categories", "load_run_data"]
+__all__ = [
+    "RunData",
+    "check_classes_of_interest",
+    "check_own_data",
+    "coco_categories",
+    "load_run_data",
+]
