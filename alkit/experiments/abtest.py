@@ -54,7 +54,7 @@ from alkit.experiments.tables import (
     selection_figure,
     summary_table,
 )
-from alkit.query.methods import METHODS
+from alkit.query.methods import SEED_METHODS
 from alkit.query.pool_query import (
     Queried,
     QueryConfig,
@@ -228,8 +228,8 @@ def ab_query(
 ) -> Queried:  # fmt: skip
     """Every method's selection (``<run>/selections/<METHOD>.json``, scores in ``<run>/scores``)."""
     c = setup.config
-    log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(METHODS)}")
-    return query_pool(trained.ensemble, setup.pool, setup.run_dir, tuple(METHODS), c.query(),
+    log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(SEED_METHODS)}")
+    return query_pool(trained.ensemble, setup.pool, setup.run_dir, tuple(SEED_METHODS), c.query(),
                       c.scoring(), visible=visible_objects(setup.world),
                       progress=progress)  # fmt: skip
 

@@ -1,7 +1,10 @@
 """Selections to compare active learning against, at the same labelling budget.
 
-* ``random_selection``: frames drawn uniformly from the pool;
+* ``random_selection``: frames drawn uniformly from the pool (or from the watched, e.g. night,
+  part of it: RANDOM-night);
 * ``metadata_selection``: filter by tags (e.g. night, urban), then draw at random;
+* ``count_selection``: the frames with the most predicted objects of the classes of
+  interest (COUNT: density without uncertainty);
 * ``manual_curation``: the seed's curators, simulated: metadata and geo filters, then
   contiguous subsequences of drives in which the target classes are visible, until the
   budget is filled.
@@ -16,6 +19,11 @@ import pandas as pd
 
 from alkit.data.pool import filter_metadata
 from alkit.errors import ConfigError, DataError
+from alkit.query.round_robin import round_robin_topk
+
+#: Suffix of the per-frame predicted-count columns COUNT ranks by (``person__count``), after
+#: the score shards' ``<class>__max`` / ``__entropy`` / ``__boxes`` columns.
+COUNT_SUFFIX = "__count"
 
 
 def _check_budget(pool: pd.DataFrame, k: int, what: str) -> None:
@@ -27,8 +35,10 @@ def _check_budget(pool: pd.DataFrame, k: int, what: str) -> None:
         raise ConfigError(f"{what}: budget k={k} is larger than the pool ({len(pool)} frames)")
 
 
-def random_selection(manifest: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    """``k`` frames uniformly without replacement; the same seed gives the same frames."""
+def random_selection(manifest: pd.DataFrame, k: int, seed: int | Sequence[int]) -> pd.DataFrame:
+    """``k`` frames uniformly without replacement, in ``manifest``'s order; the same seed gives
+    the same frames (``seed``: an int, or ints naming an independent stream, e.g.
+    ``(seed, 1)``)."""
     _check_budget(manifest, k, "random selection")
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(manifest), size=k, replace=False)
@@ -100,3 +110,53 @@ def manual_curation(
     got = pd.concat(picked, ignore_index=True) if picked else pool.iloc[:0]
     got.attrs["short_by"] = k - taken
     return got
+
+
+def count_column(cls: str) -> str:
+    """The column of ``cls``'s predicted object count per frame: ``<cls>__count``."""
+    return f"{cls}{COUNT_SUFFIX}"
+
+
+def count_selection(
+    scores: pd.DataFrame, classes: Sequence[str], k: int, seed: int
+) -> pd.DataFrame:
+    """COUNT: the frames with the most predicted objects, taking turns over ``classes``.
+
+    Density without uncertainty: the same round robin as AL (``round_robin_topk``), each
+    class ranking the frames by its predicted count ``<class>__count`` (most first) instead
+    of its mutual information. Scoring must provide these columns: per frame, the number of
+    objects of the class the ensemble predicts (a float is fine, e.g. the members' mean
+    count). Counts are small numbers, so ties are common; they are broken at random
+    (``seed``), since frame-id order would fill ties with neighbouring frames of the
+    earliest drives.
+
+    Returns:
+        one row per pick, as ``round_robin_topk``: ``rank``, ``frame_id``, ``picked_for``,
+        ``score`` (the count of the class picked for) and ``scores``' other columns.
+    """
+    columns = [count_column(c) for c in classes]
+    missing = [c for c in columns if c not in scores.columns]
+    if missing:
+        raise ConfigError(
+            f"COUNT needs each frame's predicted object count per class of interest, but the "
+            f"scores table has no {missing} column(s): score the pool with predicted counts "
+            f"('<class>{COUNT_SUFFIX}')"
+        )
+    table = scores.reset_index(drop=True)
+    tiebreak = np.random.default_rng(seed).permutation(len(table))
+    keys = pd.DataFrame({"frame_id": table.frame_id.to_numpy()})
+    for cls, column in zip(classes, columns, strict=True):
+        count = table[column].to_numpy(dtype=np.float64)
+        if not np.isfinite(count).all():
+            bad = table.frame_id.to_numpy()[~np.isfinite(count)][0]
+            raise DataError(f"frame {bad}: {column} is not finite")
+        order = np.lexsort((tiebreak, -count))  # most first, ties at random
+        key = np.empty(len(table))
+        key[order] = -np.arange(len(table), dtype=np.float64)  # a strict ranking, best highest
+        keys[cls] = key
+    ranked = round_robin_topk(keys, classes, k)[["rank", "frame_id", "picked_for"]]
+    picks = ranked.merge(table, on="frame_id", how="left", validate="one_to_one")
+    score = [picks.at[i, count_column(c)] for i, c in enumerate(picks.picked_for)]
+    picks.insert(3, "score", np.asarray(score, dtype=np.float64))
+    picks.attrs["short_by"] = 0
+    return picks

@@ -3,7 +3,12 @@
 Every method is a function ``(candidates, settings) -> picks`` registered in ``METHODS`` under
 its name; ``select_frames`` runs any of them on the same candidates, so the QUERY step, the
 A/B test and the rounds pick frames the same way. ``picks`` are rows of the candidates'
-metadata in pick order (AL adds ``score`` and ``picked_for``; MANUAL adds ``subsequence``).
+metadata in pick order (AL, AL-div and COUNT add ``score`` and ``picked_for``; MANUAL adds
+``subsequence``).
+
+The seed's A/B test compares ``SEED_METHODS`` (AL, MANUAL, RANDOM, METADATA); the powered
+experiment adds RANDOM-night (the fair control for an AL restricted to the watched, e.g.
+night, frames), COUNT (density without uncertainty) and AL-div (AL with diversity).
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alkit.errors import ConfigError
-from alkit.query.baselines import manual_curation, metadata_selection, random_selection
+from alkit.query.baselines import (
+    count_selection,
+    manual_curation,
+    metadata_selection,
+    random_selection,
+)
 from alkit.query.round_robin import round_robin_topk
 
 
@@ -25,15 +35,21 @@ class SelectionSettings:
     """How much to pick and how (plain values).
 
     ``budget`` frames per method; AL takes turns over ``classes_of_interest`` with at most
-    ``al_session_cap`` picks per session; MANUAL applies ``manual_filters`` and keeps stretches
-    of ``manual_subsequence`` frames; METADATA applies ``metadata_filters``; ``seed`` drives
-    the random baselines and the curator.
+    ``al_session_cap`` picks per session and picks of one session at least
+    ``al_min_frame_gap`` frames apart (``None``: no rule); AL-div does the same with
+    ``al_div_session_cap`` and ``al_div_min_frame_gap`` (default 4 per 10 s drive, 1 s
+    apart at 10 frames per second); MANUAL applies ``manual_filters`` and keeps stretches of
+    ``manual_subsequence`` frames; METADATA applies ``metadata_filters``; ``seed`` drives the
+    random baselines, COUNT's tie-break and the curator.
     """
 
     budget: int = 100
     classes_of_interest: tuple[str, ...] = ("person", "bicycle")
     seed: int = 0
     al_session_cap: int | None = None
+    al_min_frame_gap: int | None = None
+    al_div_session_cap: int | None = 4
+    al_div_min_frame_gap: int | None = 10
     manual_filters: Mapping = field(default_factory=dict)
     manual_subsequence: int = 20
     metadata_filters: Mapping = field(default_factory=dict)
@@ -45,8 +61,11 @@ class Candidates:
 
     Attributes:
         pool: the whole pool (RANDOM, METADATA).
-        watched: the frames passing the pool filter, whole drives (MANUAL watches these).
-        scores: the scored frames with one score column per class (AL); ``None`` if unscored.
+        watched: the frames passing the pool filter, whole drives (MANUAL watches these,
+            RANDOM-night draws from them).
+        scores: the scored frames with one score column per class (AL, AL-div) and, for
+            COUNT, one predicted-count column per class (``<class>__count``, see
+            ``baselines.count_selection``); ``None`` if unscored.
         visible: the curator's eyes: ``frame_ids -> frame_id + objects per class``; ``None``
             where nobody can watch the drives (then MANUAL cannot run).
     """
@@ -57,11 +76,41 @@ class Candidates:
     visible: Callable[[Sequence[int]], pd.DataFrame] | None = None
 
 
-def _al(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+def _scores(c: Candidates, method: str) -> pd.DataFrame:
     if c.scores is None:
-        raise ConfigError("AL needs scores: score the pool with the ensemble first")
+        raise ConfigError(f"{method} needs scores: score the pool with the ensemble first")
+    return c.scores
+
+
+def _al(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
     coi = list(s.classes_of_interest)
-    return round_robin_topk(c.scores, coi, s.budget, per_session_cap=s.al_session_cap)
+    return round_robin_topk(
+        _scores(c, "AL"), coi, s.budget, s.al_session_cap, min_frame_gap=s.al_min_frame_gap
+    )
+
+
+def _al_div(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    """AL with diversity: the same round robin on mean MI, with at most
+    ``al_div_session_cap`` picks per driving session and picks of one session at least
+    ``al_div_min_frame_gap`` frames apart.
+
+    Why a cap and a gap rather than top-MI candidates then k-center on features: neighbouring
+    frames of a drive are near-duplicates and test sets are unseen drives, so the redundancy
+    to remove is within a session, and ``session_id`` / ``frame_index`` say exactly that at no
+    cost; the score shards hold no feature vectors, and k-center on them would add a second
+    pass over the pool and a distance whose meaning (which features, which layer) is itself a
+    design choice. The selection can fall short of the budget when the rules leave too few
+    frames (``attrs["short_by"]``)."""
+    coi = list(s.classes_of_interest)
+    scores = _scores(c, "AL-div")
+    return round_robin_topk(
+        scores, coi, s.budget, s.al_div_session_cap, min_frame_gap=s.al_div_min_frame_gap
+    )
+
+
+def _count(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    scores = _scores(c, "COUNT")
+    return count_selection(scores, list(s.classes_of_interest), s.budget, s.seed)
 
 
 def _manual(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
@@ -85,6 +134,14 @@ def _random(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
     return random_selection(c.pool, s.budget, s.seed)
 
 
+def _random_night(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
+    """Uniform from the watched frames (the pool filter's, e.g. night): the population AL
+    chooses from. Its own random stream ``(seed, 1)``: where ``metadata_filters`` equal the
+    pool filter, METADATA draws from the same frames, and the two are then independent
+    draws rather than the same frames."""
+    return random_selection(c.watched, s.budget, (s.seed, 1))
+
+
 def _metadata(c: Candidates, s: SelectionSettings) -> pd.DataFrame:
     return metadata_selection(c.pool, s.budget, s.seed, s.metadata_filters or {})
 
@@ -95,8 +152,15 @@ METHODS: dict[str, Callable[[Candidates, SelectionSettings], pd.DataFrame]] = {
     "MANUAL": _manual,
     "RANDOM": _random,
     "METADATA": _metadata,
+    "RANDOM-night": _random_night,
+    "COUNT": _count,
+    "AL-div": _al_div,
 }
-BASELINES = tuple(m for m in METHODS if m != "AL")
+#: The seed's A/B test: AL against its three baselines.
+SEED_METHODS = ("AL", "MANUAL", "RANDOM", "METADATA")
+BASELINES = tuple(m for m in SEED_METHODS if m != "AL")
+#: The methods that choose from the ensemble's scores (QUERY must score the pool for them).
+SCORED_METHODS = ("AL", "COUNT", "AL-div")
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
@@ -146,6 +210,8 @@ def score_figure(scores: pd.DataFrame, picked: Sequence[int], classes: Sequence[
 __all__ = [
     "BASELINES",
     "METHODS",
+    "SCORED_METHODS",
+    "SEED_METHODS",
     "Candidates",
     "SelectionSettings",
     "check_methods",

@@ -95,3 +95,18 @@ def test_selection_manifest_round_trip_and_tamper(tmp_path):
         load_selection(url)
     with pytest.raises(DataError, match="duplicate"):
         SelectionManifest("al", (1, 1))
+
+
+def test_count_selection_bad_counts_and_random_streams():
+    from alkit.query.baselines import count_column, count_selection
+
+    m = manifest(sessions=1, frames=4)
+    assert count_column("person") == "person__count"
+    nan = m.assign(person__count=[1.0, np.nan, 2.0, 0.0])
+    with pytest.raises(DataError, match=r"frame 501: person__count is not finite"):
+        count_selection(nan, ["person"], k=2, seed=0)
+    # a stream (seed, 1) is a draw of its own, reproducible
+    big = manifest()
+    a, b = random_selection(big, 20, seed=(0, 1)), random_selection(big, 20, seed=(0, 1))
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.frame_id.equals(random_selection(big, 20, seed=0).frame_id)

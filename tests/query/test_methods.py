@@ -7,7 +7,10 @@ import pytest
 
 from alkit.errors import ConfigError
 from alkit.query.methods import (
+    BASELINES,
     METHODS,
+    SCORED_METHODS,
+    SEED_METHODS,
     Candidates,
     SelectionSettings,
     select_frames,
@@ -68,11 +71,94 @@ def test_metadata_draws_only_tagged_frames_and_random_from_the_whole_pool():
 
 
 def test_the_registry_names_what_is_wrong():
-    assert list(METHODS) == ["AL", "MANUAL", "RANDOM", "METADATA"]
+    seed_methods = ["AL", "MANUAL", "RANDOM", "METADATA"]
+    assert list(METHODS) == [*seed_methods, "RANDOM-night", "COUNT", "AL-div"]
+    assert SEED_METHODS == ("AL", "MANUAL", "RANDOM", "METADATA")
+    assert BASELINES == ("MANUAL", "RANDOM", "METADATA")
+    assert set(SCORED_METHODS) == {"AL", "COUNT", "AL-div"}
     settings = SelectionSettings(budget=2)
     with pytest.raises(ConfigError, match="unknown selection method"):
         select_frames(["ORACLE"], CANDIDATES, settings)
-    with pytest.raises(ConfigError, match="AL needs scores"):
-        select_frames(["AL"], Candidates(POOL, POOL), settings)
+    for method in SCORED_METHODS:
+        with pytest.raises(ConfigError, match=f"{method} needs scores"):
+            select_frames([method], Candidates(POOL, POOL), settings)
     with pytest.raises(ConfigError, match="no ground truth"):
         select_frames(["MANUAL"], Candidates(POOL, POOL, SCORES), settings)
+
+
+def test_random_night_draws_from_the_watched_frames_only():
+    # RANDOM draws from all 6 frames, RANDOM-night only from the 3 watched (night) ones
+    for seed in range(10):
+        settings = SelectionSettings(budget=2, seed=seed)
+        picks = select_frames(["RANDOM-night"], CANDIDATES, settings)["RANDOM-night"]
+        assert set(picks.frame_id) <= {13, 14, 15} and picks.frame_id.is_unique
+    whole = select_frames(["RANDOM-night"], CANDIDATES, SelectionSettings(budget=3))
+    assert whole["RANDOM-night"].frame_id.tolist() == [13, 14, 15]
+    with pytest.raises(ConfigError, match="larger than the pool"):
+        select_frames(["RANDOM-night"], CANDIDATES, SelectionSettings(budget=4))
+
+
+# predicted objects per frame (frames 10..15): person favours 12, 14, 13; bicycle 10, 15, 14
+COUNTS = SCORES.assign(
+    person__count=[0.0, 1.0, 5.0, 2.0, 3.0, 0.0], bicycle__count=[4.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+)
+
+
+def test_count_takes_turns_over_the_most_predicted_objects():
+    candidates = Candidates(POOL, POOL[POOL.time_of_day == "night"], COUNTS)
+    picks = select_frames(["COUNT"], candidates, SelectionSettings(budget=4))["COUNT"]
+    assert picks.frame_id.tolist() == [12, 10, 14, 15]
+    assert picks.picked_for.tolist() == ["person", "bicycle", "person", "bicycle"]
+    assert picks.score.tolist() == [5.0, 4.0, 3.0, 3.0]  # counts, not MI
+    assert picks["rank"].tolist() == [0, 1, 2, 3] and "time_of_day" in picks
+
+
+def test_count_breaks_ties_at_random_with_the_seed():
+    # frame 10 has 2 people, the other five 1 each: 10 first, then any of the tied five
+    tied = SCORES.assign(person__count=[2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    candidates = Candidates(POOL, POOL, tied)
+    seconds = set()
+    for seed in range(20):
+        settings = SelectionSettings(budget=2, classes_of_interest=("person",), seed=seed)
+        picks = select_frames(["COUNT"], candidates, settings)["COUNT"]
+        again = select_frames(["COUNT"], candidates, settings)["COUNT"]
+        pd.testing.assert_frame_equal(picks, again)
+        assert picks.frame_id.iloc[0] == 10
+        seconds.add(int(picks.frame_id.iloc[1]))
+    assert seconds <= {11, 12, 13, 14, 15} and len(seconds) >= 3  # not frame-id order
+
+
+def test_count_names_the_missing_count_columns():
+    only_person = SCORES.assign(person__count=1.0)
+    with pytest.raises(ConfigError, match=r"\['bicycle__count'\]"):
+        select_frames(["COUNT"], Candidates(POOL, POOL, only_person), SelectionSettings(budget=2))
+
+
+# two drives of 6 frames: every frame of drive 0 scores above every frame of drive 1
+DRIVES = pd.DataFrame(
+    {
+        "frame_id": list(range(12)),
+        "session_id": [0] * 6 + [1] * 6,
+        "frame_index": list(range(6)) * 2,
+        "time_of_day": ["night"] * 12,
+        "person": [0.90, 0.89, 0.88, 0.87, 0.86, 0.85, 0.50, 0.40, 0.30, 0.20, 0.10, 0.05],
+    }
+)
+
+
+def test_al_div_caps_sessions_and_keeps_a_frame_gap():
+    candidates = Candidates(DRIVES, DRIVES, DRIVES)
+    settings = SelectionSettings(
+        budget=4, classes_of_interest=("person",), al_div_session_cap=2, al_div_min_frame_gap=2
+    )
+    picks = select_frames(["AL", "AL-div"], candidates, settings)
+    assert picks["AL"].frame_id.tolist() == [0, 1, 2, 3]  # all from drive 0, neighbours
+    # 0; 1 is 1 frame from 0; 2 is 2 away; drive 0 is then full; 6; 7 is too close; 8
+    assert picks["AL-div"].frame_id.tolist() == [0, 2, 6, 8]
+
+
+def test_al_passes_its_frame_gap_through():
+    candidates = Candidates(DRIVES, DRIVES, DRIVES)
+    settings = SelectionSettings(budget=3, classes_of_interest=("person",), al_min_frame_gap=3)
+    picks = select_frames(["AL"], candidates, settings)["AL"]
+    assert picks.frame_id.tolist() == [0, 3, 6]  # 1, 2 too close to 0; 4, 5 too close to 3
