@@ -35,6 +35,15 @@ class Boxes(NamedTuple):
     scores: np.ndarray | None = None
 
 
+#: Box colours of classes without one in ``CLASS_COLORS`` (own data), by class index.
+OTHER_COLORS = ("#ffd60a", "#4cc9f0", "#f72585", "#80ffdb", "#fb8500", "#b5e48c", "#ff70a6")
+
+
+def class_color(name: str, index: int) -> str:
+    """The box colour of class ``name`` (channel ``index``)."""
+    return CLASS_COLORS.get(name) or OTHER_COLORS[index % len(OTHER_COLORS)]
+
+
 def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a map ``(h, w)`` -> ``(height, width)`` float32."""
     pil = Image.fromarray(np.ascontiguousarray(heat, dtype=np.float32), mode="F")
@@ -50,7 +59,7 @@ def _draw_boxes(ax, boxes: Boxes, classes: Sequence[str], selected: str | None, 
     scores = boxes.scores if boxes.scores is not None else [None] * len(boxes.labels)
     for (x, y, w, h), label, score in zip(boxes.boxes, boxes.labels, scores, strict=True):
         name = classes[int(label)]
-        color = CLASS_COLORS.get(name, "white")
+        color = class_color(name, int(label))
         lw = 1.8 if name == selected else 0.9
         ax.add_patch(
             Rectangle(

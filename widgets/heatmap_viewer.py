@@ -7,6 +7,10 @@ controls, so tests and notebooks can set them directly::
 
     viewer = HeatmapViewer.from_ensemble(world, ensemble, frame_ids)
     viewer.class_name = "person"; viewer.frame_id = frame_ids[3]
+
+``from_ensemble`` takes the synthetic ``World`` or a pool of own images (a ``Pool`` or its
+source): own images are shown at their original size, with the maps and detections mapped
+from the letterboxed model input onto them (``EnsembleMaps``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import traitlets
+from PIL import Image
 
 from alkit.data.classes import CLASSES
 from alkit.errors import ConfigError
@@ -29,6 +34,8 @@ from .render import as_rgb_uint8, figure_to_png
 
 MI = "MI"
 MEAN = "mean p"
+#: Default ``max_size`` of a viewer on own images (originals may be many megapixels).
+OWN_MAX_SIZE = 1024
 
 
 class HeatmapViewer(widgets.VBox):
@@ -50,6 +57,9 @@ class HeatmapViewer(widgets.VBox):
         opacity: alpha of the map; score_threshold: lowest detection score drawn.
         vmax: fixed top of the MI colour scale; ``None`` scales each map to its maximum.
         scale: screen px per image px.
+        max_size: longest side, in screen px, of the image area; a larger frame is shown
+            downscaled (its boxes with it). ``None``: no limit (the image is ``scale`` x its
+            size).
 
     Raises ``ConfigError`` for bad settings and ``ValueError`` naming the frame when a
     provider returns a bad array (the first frame is rendered in the constructor).
@@ -82,6 +92,7 @@ class HeatmapViewer(widgets.VBox):
         vmax: float | None = None,
         cmap: str = "turbo",
         scale: int = 4,
+        max_size: int | None = None,
     ) -> None:
         super().__init__()
         self._frame_ids = check_frame_ids(frame_ids, "HeatmapViewer")
@@ -97,10 +108,13 @@ class HeatmapViewer(widgets.VBox):
                 raise ConfigError(f"HeatmapViewer {name} must be callable, got {fn!r}")
         if scale < 1:
             raise ConfigError(f"scale must be >= 1, got {scale}")
+        if max_size is not None and max_size < 16:
+            raise ConfigError(f"max_size must be >= 16 px (or None), got {max_size}")
         self.image_fn, self.heatmap_fn = image_fn, heatmap_fn
         self.gt_fn, self.detections_fn = gt_fn, detections_fn
         self.member_probs_fn, self.caption_fn = member_probs_fn, caption_fn
         self.vmax, self.cmap, self.scale = vmax, cmap, int(scale)
+        self.max_size = None if max_size is None else int(max_size)
         if member_probs_fn is not None and n_members is None:
             n_members = int(self._member_probs(self._frame_ids[0]).shape[0])
         self.n_members = int(n_members or 0) if member_probs_fn is not None else 0
@@ -276,6 +290,12 @@ class HeatmapViewer(widgets.VBox):
             if dets.scores is not None:
                 keep = dets.scores >= self.score_threshold
                 dets = Boxes(dets.boxes[keep], dets.labels[keep], dets.scores[keep])
+        factor = self.display_factor(h, w)
+        if factor < 1.0:  # a large original: drawn downscaled, boxes with it
+            size = (max(1, round(w * factor)), max(1, round(h * factor)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+            gt, dets = (None if b is None else b._replace(boxes=b.boxes * factor)
+                        for b in (gt, dets))  # fmt: skip
         fig = heatmap_figure(
             image, heat, vmax=vmax, opacity=self.opacity, grey=self.grey, cmap=self.cmap,
             label=label, gt=gt, detections=dets, classes=self.classes,
@@ -283,6 +303,13 @@ class HeatmapViewer(widgets.VBox):
         )  # fmt: skip
         self._map_stats = (float(heat.mean()), float(heat.max()))
         return figure_to_png(fig)
+
+    def display_factor(self, height: int, width: int) -> float:
+        """Image px shown per frame px before ``scale``: 1, or less for a frame whose longest
+        side times ``scale`` exceeds ``max_size``."""
+        if self.max_size is None:
+            return 1.0
+        return min(1.0, self.max_size / (max(height, width) * self.scale))
 
     def refresh(self) -> None:
         """Re-render into the image; a provider error is shown in ``status`` and re-raised."""
@@ -305,21 +332,30 @@ class HeatmapViewer(widgets.VBox):
     @classmethod
     def from_ensemble(
         cls,
-        world: Any,
+        source: Any,
         members: Any,
         frame_ids: Sequence[int],
-        classes: Sequence[str] = CLASSES,
+        classes: Sequence[str] | None = None,
         cache_size: int = 32,
         **kwargs: Any,
     ) -> HeatmapViewer:
         """A viewer whose maps, ground truth and mean detections come from ``members`` (an
-        ``Ensemble`` or a list of ``UNetDetector``) run on ``world.frame(id)``, computed on
-        demand and LRU-cached (``viewer.maps`` is the ``EnsembleMaps``)."""
-        maps = EnsembleMaps(world, members, classes, cache_size=cache_size)
+        ``Ensemble`` or a list of ``UNetDetector``) run on ``source.frame(id)``, computed on
+        demand and LRU-cached (``viewer.maps`` is the ``EnsembleMaps``).
+
+        ``source``: the synthetic ``World``, or a ``Pool`` / pool source of own images,
+        shown at their original size (``scale=1``, ``max_size=OWN_MAX_SIZE`` unless given),
+        without ground truth. ``classes``: default the ensemble's own class names.
+        """
+        maps = EnsembleMaps(source, members, classes, cache_size=cache_size)
+        if maps.letterboxed:
+            kwargs.setdefault("scale", 1)
+            kwargs.setdefault("max_size", OWN_MAX_SIZE)
         viewer = cls(
-            frame_ids, maps.image, maps.heatmap, classes, gt_fn=maps.gt,
-            detections_fn=maps.detections, member_probs_fn=maps.member_probs,
-            n_members=maps.n_members, caption_fn=maps.caption, **kwargs,
+            frame_ids, maps.image, maps.heatmap, maps.classes,
+            gt_fn=maps.gt if maps.has_gt else None, detections_fn=maps.detections,
+            member_probs_fn=maps.member_probs, n_members=maps.n_members,
+            caption_fn=maps.caption, **kwargs,
         )  # fmt: skip
         viewer.maps = maps
         return viewer

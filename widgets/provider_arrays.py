@@ -87,7 +87,7 @@ def check_heatmap(value: Any, frame_id: int, classes: Sequence[str]) -> np.ndarr
     if heat.shape[0] != c:
         raise ValueError(
             f"frame {frame_id}: heatmap_fn returned {heat.shape[0]} class maps but "
-            f"{c} classes were given ({', '.join(classes)})"
+            f"{c} classes were given ({', '.join(classes)}); pass classes= naming the maps"
         )
     if not np.isfinite(heat).all():
         raise ValueError(f"frame {frame_id}: heatmap_fn returned NaN or inf values")

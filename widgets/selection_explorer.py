@@ -1,7 +1,8 @@
 """SelectionExplorer: thumbnails of selected frames, per method, sortable and filterable.
 
-One row of the input table per (method, frame): ``frame_id``, ``method``, ``session_id``,
-``time_of_day`` and one score column per class (e.g. mean MI). Only the current page's
+One row of the input table per (method, frame): ``frame_id``, ``method`` and one score
+column per class (e.g. mean MI); ``session_id`` (ints or strings) and ``time_of_day``, when
+the table has them, add a session and a time-of-day filter. Only the current page's
 thumbnails (at most ``MAX_THUMBNAILS`` small PNGs) cross the wire; clicking a thumbnail's
 button opens the frame in a linked ``HeatmapViewer`` and calls ``on_open(frame_id)``.
 """
@@ -27,8 +28,10 @@ from .render import array_to_png
 
 #: Most thumbnails one page sends to the browser.
 MAX_THUMBNAILS = 24
-REQUIRED_COLUMNS = ("frame_id", "method", "session_id", "time_of_day")
+REQUIRED_COLUMNS = ("frame_id", "method")
 FRAME_ID = "frame_id"
+SESSION = "session_id"
+TIME_OF_DAY = "time_of_day"
 ALL_METHODS = "all methods"
 
 
@@ -38,6 +41,15 @@ def _ordered_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(known + sorted(m for m in present if m not in known))
 
 
+def _sorted_values(values: pd.Series) -> tuple:
+    """The distinct non-missing values, sorted (by their text when of mixed types)."""
+    present = values.dropna().unique().tolist()
+    try:
+        return tuple(sorted(present))
+    except TypeError:
+        return tuple(sorted(present, key=str))
+
+
 def _close_tree(widget: widgets.Widget) -> None:
     """Close a widget and, for boxes, everything inside it (frees their front-end models)."""
     for child in getattr(widget, "children", ()):
@@ -45,24 +57,31 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
-def check_selection_table(table: Any, classes: Sequence[str] | None) -> tuple[str, ...]:
-    """Validate a selection table; returns its score classes. Raises ``ConfigError``."""
+def check_selection_table(
+    table: Any, classes: Sequence[str] | None, known: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """Validate a selection table; returns its score classes. Raises ``ConfigError``.
+
+    ``classes`` default: those of ``known`` (e.g. a viewer's classes) the table has columns
+    for, else those of the synthetic world's ``CLASSES``.
+    """
     if not isinstance(table, pd.DataFrame):
         raise ConfigError(f"selections must be a pandas DataFrame, got {type(table).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ConfigError(
             f"selection table lacks columns {missing}; it needs {list(REQUIRED_COLUMNS)} "
-            "plus one score column per class"
+            f"plus one score column per class (it has {list(table.columns)})"
         )
     if table.empty:
         raise ConfigError("selection table is empty: no selected frames to show")
     if classes is None:
-        classes = tuple(c for c in CLASSES if c in table.columns)
+        names = tuple(known) if known else CLASSES
+        classes = tuple(c for c in names if c in table.columns)
         if not classes:
             raise ConfigError(
                 f"selection table has no score columns; expected columns named by class "
-                f"({', '.join(CLASSES)}) or pass classes="
+                f"({', '.join(names)}) or pass classes="
             )
     absent = [c for c in classes if c not in table.columns]
     if absent:
@@ -81,10 +100,13 @@ class SelectionExplorer(widgets.VBox):
     """A grid of selected frames per method (side by side) or all methods merged.
 
     Args:
-        selections: one row per (method, frame): ``frame_id``, ``method``, ``session_id``,
-            ``time_of_day`` and a numeric score column per class.
-        image_fn: ``frame_id -> (H, W, 3)`` uint8 image (thumbnails are made and cached here).
-        classes: score columns (default: the ``alkit.data.classes.CLASSES`` present).
+        selections: one row per (method, frame): ``frame_id``, ``method`` and a numeric
+            score column per class; optional ``session_id`` (ints or strings) and
+            ``time_of_day`` give filters (without the column, no such filter).
+        image_fn: ``frame_id -> (H, W, 3)`` uint8 image (thumbnails are made and cached
+            here), e.g. ``viewer.maps.image`` (own data: the original images).
+        classes: score columns (default: the viewer's classes the table has, else the
+            ``alkit.data.classes.CLASSES`` present).
         viewer: a ``HeatmapViewer`` holding every frame of the table; opening a frame sets
             its ``frame_id``.
         on_open: called with the frame id when a thumbnail's button is clicked.
@@ -117,7 +139,7 @@ class SelectionExplorer(widgets.VBox):
         thumb_width: int = 120,
     ) -> None:
         super().__init__()
-        self.classes = check_selection_table(selections, classes)
+        self.classes = check_selection_table(selections, classes, getattr(viewer, "classes", None))
         if not callable(image_fn):
             raise ConfigError(f"image_fn must be callable, got {image_fn!r}")
         if on_open is not None and not callable(on_open):
@@ -141,8 +163,11 @@ class SelectionExplorer(widgets.VBox):
         self.image_fn, self.viewer, self.on_open = image_fn, viewer, on_open
         self.page_size, self.columns, self.thumb_width = page_size, columns, thumb_width
         self.all_methods = _ordered_methods(table.method.tolist())
-        self.all_sessions = tuple(sorted(table.session_id.unique().tolist()))
-        self.all_times = tuple(sorted(table.time_of_day.astype(str).unique().tolist()))
+        self.has_sessions = SESSION in table.columns
+        self.has_times = TIME_OF_DAY in table.columns
+        self.all_sessions = _sorted_values(table[SESSION]) if self.has_sessions else ()
+        times = table[TIME_OF_DAY].astype(str) if self.has_times else pd.Series([], dtype=str)
+        self.all_times = _sorted_values(times)
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self.buttons: dict[tuple[str, int], widgets.Button] = {}
 
@@ -179,6 +204,11 @@ class SelectionExplorer(widgets.VBox):
         name = proposal["trait"].name
         known = {"sessions": self.all_sessions, "times_of_day": self.all_times,
                  "methods": self.all_methods}[name]  # fmt: skip
+        column = {"sessions": SESSION, "times_of_day": TIME_OF_DAY}.get(name)
+        if column is not None and column not in self.table.columns and proposal["value"]:
+            raise ConfigError(
+                f"the selection table has no {column!r} column, so there is no {name} filter"
+            )
         unknown = [v for v in proposal["value"] if v not in known]
         if unknown:
             raise ConfigError(f"unknown {name} {unknown}; the table has {list(known)}")
@@ -202,11 +232,11 @@ class SelectionExplorer(widgets.VBox):
     def filtered(self) -> pd.DataFrame:
         """Rows passing every filter, sorted (ties and NaN scores ordered by frame id)."""
         t = self.table
-        keep = (
-            t.method.isin(self.methods)
-            & t.session_id.isin(self.sessions)
-            & t.time_of_day.astype(str).isin(self.times_of_day)
-        )
+        keep = t.method.isin(self.methods)
+        if self.has_sessions and set(self.sessions) != set(self.all_sessions):
+            keep &= t[SESSION].isin(self.sessions)  # (all selected: rows without one too)
+        if self.has_times:
+            keep &= t[TIME_OF_DAY].astype(str).isin(self.times_of_day)
         if self.threshold > 0:
             keep &= t[self.threshold_class] >= self.threshold
         rows = t[keep]
@@ -293,8 +323,14 @@ class SelectionExplorer(widgets.VBox):
         button.on_click(lambda _: self.open_frame(fid))
         self.buttons[(method, fid)] = button
         score = "" if self.sort_by == FRAME_ID else f" · {self.sort_by} {row[self.sort_by]:.3g}"
-        who = f"{method} · " if group == ALL_METHODS else ""
-        text = f"{who}s{row.session_id} · {row.time_of_day}{score}"
+        parts = [method] if group == ALL_METHODS else []
+        if self.has_sessions:
+            session = row[SESSION]
+            is_int = isinstance(session, int | np.integer)
+            parts.append(f"s{session}" if is_int else str(session))  # s3, or drive-07
+        if self.has_times:
+            parts.append(str(row[TIME_OF_DAY]))
+        text = " · ".join(parts) + score if parts else score.removeprefix(" · ")
         note = widgets.HTML(f"<small>{html.escape(text)}</small>")
         return widgets.VBox([image, button, note])
 
@@ -316,9 +352,10 @@ class SelectionExplorer(widgets.VBox):
             cards = [self._card(r, name) for _, r in rows.iloc[start : start + self.per_group]
                      .iterrows()]  # fmt: skip
             color = METHOD_COLORS.get(name, "#444")
+            sessions = f", {rows[SESSION].nunique()} sessions" if self.has_sessions else ""
             head = widgets.HTML(
                 f"<b style='color:{color}'>{html.escape(name)}</b> "
-                f"<small>{len(rows)} frames, {rows.session_id.nunique()} sessions</small>"
+                f"<small>{len(rows)} frames{html.escape(sessions)}</small>"
             )
             width = self.thumb_width + 12
             cols = self.columns if self.side_by_side else 2 * self.columns
@@ -344,11 +381,13 @@ class SelectionExplorer(widgets.VBox):
             readout_format=".3g",
         )  # fmt: skip
         self.session_select = widgets.SelectMultiple(
-            options=self.all_sessions, description="sessions", rows=4
-        )
+            options=self.all_sessions, description="sessions", rows=4,
+            disabled=not self.has_sessions,
+        )  # fmt: skip
         self.time_select = widgets.SelectMultiple(
-            options=self.all_times, description="time of day", rows=3
-        )
+            options=self.all_times, description="time of day", rows=3,
+            disabled=not self.has_times,
+        )  # fmt: skip
         self.method_select = widgets.SelectMultiple(
             options=self.all_methods, description="methods", rows=4
         )
@@ -370,7 +409,11 @@ class SelectionExplorer(widgets.VBox):
         self.children = [
             widgets.HBox([self.sort_dropdown, self.descending_checkbox, self.side_checkbox]),
             widgets.HBox([self.threshold_dropdown, self.threshold_slider]),
-            widgets.HBox([self.method_select, self.session_select, self.time_select]),
+            widgets.HBox(
+                [self.method_select]
+                + [self.session_select] * self.has_sessions
+                + [self.time_select] * self.has_times
+            ),
             widgets.HBox([self.page_slider, self.page_label]),
             self.grid,
         ]

@@ -101,8 +101,8 @@ def test_clicking_a_thumbnail_opens_it_in_the_viewer_and_calls_back():
 
 def test_bad_inputs_raise_precise_errors():
     table = selections()
-    with pytest.raises(ConfigError, match=r"lacks columns \['session_id'\]"):
-        SelectionExplorer(table.drop(columns="session_id"), image_fn)
+    with pytest.raises(ConfigError, match=r"lacks columns \['method'\]"):
+        SelectionExplorer(table.drop(columns="method"), image_fn)
     with pytest.raises(ConfigError, match="no score columns"):
         SelectionExplorer(table.drop(columns=["person", "car"]), image_fn)
     with pytest.raises(ConfigError, match=r"score columns for classes \['bicycle'\]"):
