@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from alkit.data import storage
+from alkit.data import storage, video
 from alkit.data.classes import CLASSES
 from alkit.errors import DataError
 
@@ -416,9 +416,20 @@ def encode_png(image: np.ndarray) -> bytes:
 def read_image(url: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
     """The image at ``url`` as ``(H, W, 3)`` uint8 RGB (grayscale and RGBA are converted).
 
-    A missing or undecodable file, or one whose ``(H, W)`` differs from ``expected_hw``, is a
-    ``DataError`` naming the file (and both shapes).
+    ``url`` is an image file, or a video frame ``"<video url>#frame=<i>"``
+    (:mod:`alkit.data.video`). A missing or undecodable file, or one whose ``(H, W)`` differs
+    from ``expected_hw``, is a ``DataError`` naming the file (and both shapes).
     """
+    array = video.read_frame(url) if video.split_frame_uri(url) else _read_image_file(url)
+    if expected_hw is not None and tuple(array.shape[:2]) != tuple(int(v) for v in expected_hw):
+        h, w = array.shape[:2]
+        raise DataError(
+            f"image {url} is {h}x{w} (HxW) but its labels say {expected_hw[0]}x{expected_hw[1]}"
+        )
+    return array
+
+
+def _read_image_file(url: str) -> np.ndarray:
     try:
         data = storage.read_bytes(url)
     except FileNotFoundError:
@@ -436,9 +447,4 @@ def read_image(url: str, expected_hw: tuple[int, int] | None = None) -> np.ndarr
         Image.DecompressionBombError,
     ) as err:
         raise DataError(f"cannot decode image {url}: {err}") from None
-    if expected_hw is not None and tuple(array.shape[:2]) != tuple(int(v) for v in expected_hw):
-        h, w = array.shape[:2]
-        raise DataError(
-            f"image {url} is {h}x{w} (HxW) but its labels say {expected_hw[0]}x{expected_hw[1]}"
-        )
     return array

@@ -49,7 +49,8 @@ class Frame:
         image: ``(H, W, 3)`` uint8 RGB.
         boxes: ``(N, 4)`` float32 boxes ``[x, y, w, h]`` in pixels (COCO convention).
         labels: ``(N,)`` int64 class indices into ``alkit.CLASSES``.
-        meta: the frame's metadata.
+        meta: the frame's metadata: a ``FrameMeta`` (the synthetic world), or a dict of the
+            frame's pool metadata row (own data, ``alkit.data.sources``).
         attributes: per-box tags, ``(N,)`` list of tuples such as ``("dark_clothing",)``,
             ``("truncated",)``, ``("wheelie",)``: the long tail, for analysis only.
     """
@@ -58,7 +59,7 @@ class Frame:
     image: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
-    meta: FrameMeta
+    meta: FrameMeta | dict
     attributes: tuple[tuple[str, ...], ...] = field(default=())
 
     @property
