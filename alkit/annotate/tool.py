@@ -46,6 +46,8 @@ from alkit.errors import AlkitError, ConfigError, DataError
 
 FROM_NAME, TO_NAME = "label", "image"
 EXPORT_RECORD = "export.json"
+#: pool metadata that a version keeps as its own columns (image_uri, size), not as metadata
+OWN_TABLE_COLUMNS = ("frame_id", "uri", "height", "width")
 
 
 class LabelsPending(AlkitError):
@@ -281,7 +283,8 @@ def export_for_labelling(
             if detections is not None and fid in detections:
                 detections[fid] = in_original(detections[fid], box)
             uri = source.uri(fid)
-            metas.append(frame_meta(frame))
+            meta = frame_meta(frame)
+            metas.append({k: v for k, v in meta.items() if k not in OWN_TABLE_COLUMNS})
             sizes.append((box.height, box.width))
             uris.append(uri)
             if "#frame=" not in uri:  # an image file: the tool loads it where it is
@@ -541,7 +544,7 @@ class ToolLabeler:
         if not storage.exists(self.labels_url):
             raise LabelsPending(
                 f"{len(ids)} frames are exported to {self.url}: create a Label Studio project "
-                "with labeling_config.xml, import tasks.json, label, export as JSON to "
-                f"{self.labels_url} (or put a COCO file there), then call label() again"
+                "with labeling_config.xml, import tasks.json, label, export as JSON (or COCO) "
+                f"and give that file as the labels (-p labels=FILE; default {self.labels_url})"
             )
         return import_labels(self.url, self.labels_url, self.cost)

@@ -116,7 +116,10 @@ def normalize_frames(df: pd.DataFrame, where: str = "frames") -> pd.DataFrame:
             try:
                 out[column] = out[column].astype("Int64")
             except (TypeError, ValueError):
-                raise DataError(f"{where}: field {column!r} must be integers") from None
+                if column != "session_id":
+                    raise DataError(f"{where}: field {column!r} must be integers") from None
+                # own data names its sessions (a subfolder, a video file): kept as text
+                out[column] = out[column].map(lambda v: v if pd.isna(v) else str(v))
     extra = [c for c in out.columns if c not in FRAME_COLUMNS]
     out = out.drop(columns=[c for c in extra if out[c].isna().all()])
     meta = [c for c in META_FIELDS if c in out.columns]

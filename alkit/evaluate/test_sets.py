@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
+from alkit.data.classes import CLASSES
 from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.ensemble.store import Ensemble
 from alkit.errors import ConfigError
@@ -68,9 +69,12 @@ def model_of(ensemble: Ensemble, member: int = -1) -> Any:
     return ensemble.members[member]
 
 
-def evaluation_rows(model: Any, dataset: Dataset, batch_size: int = 32) -> pd.DataFrame:
-    """COCO metrics of ``model`` on ``dataset``: ``class | metric | value | n_gt``."""
-    table = evaluate_model(model, dataset, batch_size=batch_size).table
+def evaluation_rows(
+    model: Any, dataset: Dataset, batch_size: int = 32, classes: Sequence[str] = CLASSES
+) -> pd.DataFrame:
+    """COCO metrics of ``model`` (detecting ``classes``) on ``dataset``:
+    ``class | metric | value | n_gt``."""
+    table = evaluate_model(model, dataset, batch_size=batch_size, classes=classes).table
     rows = [
         (cls, metric, float(table.at[cls, column]), int(table.at[cls, count]))
         for cls in table.index
@@ -79,9 +83,13 @@ def evaluation_rows(model: Any, dataset: Dataset, batch_size: int = 32) -> pd.Da
     return pd.DataFrame(rows, columns=list(COLUMNS[1:]))
 
 
-def evaluation_table(model: Any, sets: Mapping[str, Dataset], batch_size: int = 32) -> pd.DataFrame:
+def evaluation_table(
+    model: Any, sets: Mapping[str, Dataset], batch_size: int = 32, classes: Sequence[str] = CLASSES
+) -> pd.DataFrame:
     """``evaluation_rows`` on every test set, with a ``test_set`` column first."""
-    parts = [evaluation_rows(model, d, batch_size).assign(test_set=n) for n, d in sets.items()]
+    parts = [
+        evaluation_rows(model, d, batch_size, classes).assign(test_set=n) for n, d in sets.items()
+    ]
     return pd.concat(parts, ignore_index=True)[list(COLUMNS)]
 
 

@@ -314,8 +314,9 @@ def evaluate_step(
     data = RunData.load(data_path)
     sets = data.test_sets(test_sets, v["test_stride"], v["test"])
     if sets:
-        model = model_of(load_ensemble(ensemble_path), member)
-        table = evaluation_table(model, sets, v["batch_size"])
+        ensemble = load_ensemble(ensemble_path)
+        table = evaluation_table(model_of(ensemble, member), sets, v["batch_size"],
+                                 ensemble.classes)  # fmt: skip
     else:
         say("no test set: give own data's labelled test set as -p test=COCO_URL")
         table = pd.DataFrame(columns=list(COLUMNS))
