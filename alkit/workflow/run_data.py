@@ -68,6 +68,8 @@ class RunData:
         labelled, images_root, category_map: the own labelled COCO set.
         classes: the classes the detectors learn.
         input_size: ``(H, W)`` own images are letterboxed into (``None`` for the world).
+        version: ``{"root", "hash"}`` of the dataset version the step's ensemble trained on
+            (empty: the initial labelled set).
     """
 
     world: dict | None = None
@@ -76,6 +78,7 @@ class RunData:
     classes: tuple[str, ...] = ()
     category_map: dict = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
+    version: dict = field(default_factory=dict)
 
     # -- building, saving -----------------------------------------------------------------
 
@@ -134,7 +137,7 @@ class RunData:
             raise DataError(f"{url}: not a run's data.json ({err})") from None
         size = None if data.input_size is None else tuple(data.input_size)
         return cls(data.world, data.labelled, data.images_root, tuple(data.classes),
-                   dict(data.category_map), size)  # fmt: skip
+                   dict(data.category_map), size, dict(data.version))  # fmt: skip
 
     # -- what the steps ask for -----------------------------------------------------------
 
@@ -175,6 +178,14 @@ class RunData:
         from alkit.sim.experiment import initial_version
 
         return initial_version(self.sim, initial_stride)
+
+    def labelled_version(self, initial_stride: int = 2) -> DatasetVersion:
+        """The labelled set the ensemble trained on: ``version``, else the initial set."""
+        if self.version:
+            from alkit.data.versions import load_version
+
+            return load_version(self.version["root"], self.version["hash"])
+        return self.initial_version(initial_stride)
 
     def pool(self, url: str = "", fps: float | None = None) -> Pool:
         """The unlabelled pool: the world's pool segment, or ``open_pool(url)``."""

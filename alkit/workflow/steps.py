@@ -20,7 +20,7 @@ as ``world.json``, labelled batches as ``batch.json``, versions as ``version.jso
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +94,15 @@ class Trained:
 def _version_at(version_path: str):
     where = storage.read_json(version_path)
     version = load_version(where["root"], resolve_version(where["root"], where["hash"]))
+    trained_on = {"root": where["root"], "hash": version.hash}
     if where.get("data"):
-        return version, RunData.load(where["data"])
+        return version, replace(RunData.load(where["data"]), version=trained_on)
     if version.world is None:
         raise ConfigError(
             f"{version_path}: version {version.hash[:12]} records neither a world nor the "
             "run's data.json; cannot train on it"
         )
-    return version, RunData(world=version.world, classes=version.classes)
+    return version, RunData(world=version.world, classes=version.classes, version=trained_on)
 
 
 def train_step(
@@ -170,7 +171,7 @@ def query_step(
     check_classes_of_interest(v["classes_of_interest"], ensemble.classes)
     pool, taken = data.pool(v["pool"], v["fps"]), []
     if data.own:
-        taken = already_labelled(pool, data.initial_version())
+        taken = already_labelled(pool, data.labelled_version())
         say(f"pool: {len(pool)} frames; {len(taken)} already in the labelled set, left out")
         if "MANUAL" in baselines:
             say("MANUAL left out: own data has no simulated curator (it reads ground truth)")
