@@ -106,6 +106,10 @@ def per_class_table(
 
 def evaluation_figure(evaluation: pd.DataFrame, metric: str = "wMAP") -> Figure:
     """Grouped bars of ``metric`` per class, one bar per test set."""
+    if evaluation.empty:  # nothing evaluated (own data without a test set)
+        fig = Figure(figsize=(4.0, 1.2))
+        fig.text(0.5, 0.5, "no test set evaluated", ha="center", va="center")
+        return fig
     part = evaluation[evaluation.metric == metric]
     if part.empty:
         raise ConfigError(

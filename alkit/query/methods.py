@@ -182,11 +182,14 @@ def select_frames(
 
 def selection_overview(picks: pd.DataFrame) -> pd.DataFrame:
     """Per method: frames, driving sessions and frames per time of day (metadata only, no
-    labels yet)."""
-    times = pd.crosstab(picks.method, picks.time_of_day)
-    sessions = picks.groupby("method").session_id.nunique().rename("sessions")
-    frames = picks.groupby("method").size().rename("frames")
-    return pd.concat([frames, sessions, times], axis=1).fillna(0).astype(int)
+    labels yet); a pool without ``session_id`` or ``time_of_day`` columns has no such
+    columns here."""
+    parts = [picks.groupby("method").size().rename("frames")]
+    if "session_id" in picks:
+        parts.append(picks.groupby("method").session_id.nunique().rename("sessions"))
+    if "time_of_day" in picks:
+        parts.append(pd.crosstab(picks.method, picks.time_of_day))
+    return pd.concat(parts, axis=1).fillna(0).astype(int)
 
 
 def score_figure(scores: pd.DataFrame, picked: Sequence[int], classes: Sequence[str]) -> Figure:

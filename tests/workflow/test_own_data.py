@@ -275,6 +275,8 @@ def test_cli_stops_for_labels_then_resumes(tmp_path):
     second = subprocess.run([*base, "-p", f"labels={labels}"], cwd=REPO, capture_output=True,
                             text=True, timeout=900)  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
+    evaluation = (run_dir / "out" / "05_evaluate" / "evaluation.csv").read_text()
+    assert evaluation.strip() == "test_set,class,metric,value,n_gt"  # no test set given
     where = json.loads((run_dir / "out" / "04_append" / "version.json").read_text())
     assert len(list_versions(where["root"])) == 2  # the initial set and the appended one
     version = load_version(where["root"], where["hash"])
