@@ -21,6 +21,8 @@ _API: dict[str, str] = {
     "CLASSES": "alkit.data.classes",
     "SizeBuckets": "alkit.data.classes",
     "Pool": "alkit.data.pool",
+    "open_pool": "alkit.data.sources",
+    "Letterbox": "alkit.data.letterbox",
     "DatasetVersion": "alkit.data.versions",
     "load_version": "alkit.data.versions",
     "append_batch": "alkit.data.lineage",
@@ -71,6 +73,7 @@ _API: dict[str, str] = {
     "append_step": "alkit.workflow.steps",
     "evaluate_step": "alkit.workflow.steps",
     "run_recipe": "alkit.workflow.pipeline",
+    "RunData": "alkit.workflow.run_data",
 }
 
 __all__ = ["__version__", *_API]
