@@ -86,7 +86,10 @@ def train_member(
     name = member_name(index)
     L.seed_everything(seed, workers=True, verbose=False)
     module = DetectorModule(model_config.to_dict(), classes, **train_config.module_kwargs())
-    defaults: dict[str, Any] = {"log_every_n_steps": 10, "enable_model_summary": False}
+    data.setup("fit")  # (cached: the fit reuses it) to log at least once per epoch of few batches
+    batches = max(1, len(data.train_dataloader()))
+    defaults: dict[str, Any] = {"log_every_n_steps": min(10, batches)}
+    defaults["enable_model_summary"] = False
     if data.val_fraction == 0:
         defaults["limit_val_batches"] = 0
     trainer_kwargs = defaults | trainer_kwargs
