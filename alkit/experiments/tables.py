@@ -20,8 +20,16 @@ from alkit.errors import ConfigError
 
 REFERENCE = "REFERENCE"
 RESULT_COLUMNS = ("method", "split", "test_set", "class", "metric", "value")
-METHOD_ORDER = ("AL", "MANUAL", "RANDOM", "METADATA")
-METHOD_COLORS = {"AL": "#d62728", "MANUAL": "#1f77b4", "RANDOM": "#7f7f7f", "METADATA": "#9467bd"}
+METHOD_ORDER = ("AL", "AL-div", "MANUAL", "RANDOM", "RANDOM-night", "METADATA", "COUNT")
+METHOD_COLORS = {
+    "AL": "#d62728",
+    "AL-div": "#ff7f0e",
+    "MANUAL": "#1f77b4",
+    "RANDOM": "#7f7f7f",
+    "RANDOM-night": "#17becf",
+    "METADATA": "#9467bd",
+    "COUNT": "#8c564b",
+}
 
 
 def cv_splits(

@@ -110,3 +110,19 @@ def detection_entropy(mean_probs: torch.Tensor, threshold: float = 0.05) -> torc
     pooled = torch.nn.functional.max_pool2d(mean_probs, 3, stride=1, padding=1)  # [B, C, H, W]
     peaks = (mean_probs == pooled) & (mean_probs >= threshold)  # [B, C, H, W]
     return (bernoulli_entropy(mean_probs) * peaks).flatten(2).sum(dim=2)  # [B, C]
+
+
+def predicted_count(mean_probs: torch.Tensor, threshold: float = 0.3) -> torch.Tensor:
+    """Density without uncertainty (the COUNT arm): per frame and class, the number of
+    detections of the mean heatmap (3x3 peaks, as ``decode`` finds them) with confidence >=
+    ``threshold`` (``TrainConfig.decode_threshold``'s default).
+
+    Args:
+        mean_probs: ``[B, C, H, W]`` the ensemble's mean probabilities.
+
+    Returns:
+        ``[B, C]`` counts (float).
+    """
+    pooled = torch.nn.functional.max_pool2d(mean_probs, 3, stride=1, padding=1)  # [B, C, H, W]
+    peaks = (mean_probs == pooled) & (mean_probs >= threshold)  # [B, C, H, W]
+    return peaks.flatten(2).sum(dim=2).to(mean_probs.dtype)  # [B, C]

@@ -19,7 +19,13 @@ from alkit.data.pool import Pool
 from alkit.detector.module import resolve_precision
 from alkit.ensemble.store import weights_sha256
 from alkit.errors import check_known_fields
-from alkit.query.methods import Candidates, SelectionSettings, check_methods, select_frames
+from alkit.query.methods import (
+    SCORED_METHODS,
+    Candidates,
+    SelectionSettings,
+    check_methods,
+    select_frames,
+)
 from alkit.query.score import read_scores, score_pool
 from alkit.query.selection import SelectionManifest
 
@@ -38,6 +44,9 @@ class QueryConfig:
     pool_filter: Mapping = field(default_factory=lambda: {"time_of_day": ["night"]})
     pool_stride: int = 2
     al_session_cap: int | None = None
+    al_min_frame_gap: int | None = None
+    al_div_session_cap: int | None = 4
+    al_div_min_frame_gap: int | None = 10
     manual_filters: Mapping = field(default_factory=lambda: {"route": ["urban", "suburban"]})
     manual_subsequence: int = 20
     metadata_filters: Mapping = field(default_factory=lambda: {"time_of_day": ["night"]})
@@ -59,6 +68,9 @@ class QueryConfig:
             classes_of_interest=tuple(self.classes_of_interest),
             seed=self.seed if seed is None else seed,
             al_session_cap=self.al_session_cap,
+            al_min_frame_gap=self.al_min_frame_gap,
+            al_div_session_cap=self.al_div_session_cap,
+            al_div_min_frame_gap=self.al_div_min_frame_gap,
             manual_filters=dict(self.manual_filters or {}),
             manual_subsequence=self.manual_subsequence,
             metadata_filters=dict(self.metadata_filters or {}),
@@ -123,7 +135,8 @@ def query_pool(
 ) -> Queried:
     """QUERY ``pool`` with ``members`` (an ``Ensemble`` or a list of detectors).
 
-    AL scores every ``pool_stride``-th frame passing ``pool_filter`` (resumable shards in
+    For AL (and the other scored methods: COUNT, AL-div) the ensemble scores every
+    ``pool_stride``-th frame passing ``pool_filter`` (resumable shards in
     ``<out_dir>/scores``, named like the selections); the frames in ``taken`` (already
     labelled) are left out of everything the methods see. ``visible`` is the simulated
     curator's view of ground truth (MANUAL). Each method's pick is saved as
@@ -134,7 +147,7 @@ def query_pool(
     watched = pool.where(config.pool_filter)
     scored = None
     hashes = member_hashes(members)
-    if "AL" in methods:
+    if set(methods) & set(SCORED_METHODS):
         to_score = watched.every(config.pool_stride).without(taken)
         trained = getattr(members, "train_precision", None)
         precision = scoring.precision or trained or "auto"
@@ -169,7 +182,7 @@ def query_pool(
     }
     selections, paths = {}, {}
     for method, table in picks.items():
-        used = hashes if method == "AL" else ()
+        used = hashes if method in SCORED_METHODS else ()
         selections[method] = SelectionManifest.from_table(method.lower(), table, recorded, used)
         paths[method] = Path(out_dir) / "selections" / f"{name.format(method=method)}.json"
         selections[method].save(str(paths[method]))

@@ -42,6 +42,7 @@ from alkit.query.acquisition import (
     entropy_of_mean,
     frame_scores,
     mutual_information,
+    predicted_count,
 )
 
 PLAN_FILE = "_plan.json"
@@ -52,14 +53,21 @@ def shard_name(index: int) -> str:
 
 
 #: (prediction key, column suffix) of every score a shard holds per class.
-SCORE_KINDS = (("mean", ""), ("max", "__max"), ("entropy", "__entropy"), ("boxes", "__boxes"))
+SCORE_KINDS = (
+    ("mean", ""),
+    ("max", "__max"),
+    ("entropy", "__entropy"),
+    ("boxes", "__boxes"),
+    ("count", "__count"),
+)
 
 
 def score_columns(classes: Sequence[str]) -> list[str]:
     """Columns of a score shard after ``frame_id``: per class, mean MI (named by the class,
     the seed's score), max MI (``<class>__max``), mean predictive entropy
-    (``<class>__entropy``) and the box-based detection entropy (``<class>__boxes``, see
-    ``alkit.query.acquisition.detection_entropy``)."""
+    (``<class>__entropy``), the box-based detection entropy (``<class>__boxes``, see
+    ``alkit.query.acquisition.detection_entropy``) and the mean detector's number of
+    detections (``<class>__count``, ``predicted_count``: what the COUNT arm ranks by)."""
     return [f"{c}{suffix}" for _, suffix in SCORE_KINDS for c in classes]
 
 
@@ -143,12 +151,14 @@ class ScoringModule(L.LightningModule):
             )
         check_probabilities(probs, frame_ids=ids.tolist())
         mi = mutual_information(probs)  # [B, C, h, w]
+        mean = probs.mean(dim=0)  # [B, C, h, w]
         return {
             "frame_id": ids.cpu(),
             "mean": frame_scores(mi, "mean").float().cpu(),  # [B, C]
             "max": frame_scores(mi, "max").float().cpu(),  # [B, C]
             "entropy": frame_scores(entropy_of_mean(probs), "mean").float().cpu(),  # [B, C]
-            "boxes": detection_entropy(probs.mean(dim=0)).float().cpu(),  # [B, C]
+            "boxes": detection_entropy(mean).float().cpu(),  # [B, C]
+            "count": predicted_count(mean).float().cpu(),  # [B, C]
         }
 
 

@@ -100,3 +100,14 @@ def test_detection_entropy_counts_uncertain_peaks():
     assert s[0, 0].item() == pytest.approx(math.log(2), rel=1e-5)
     assert s[1, 1].item() == pytest.approx(bernoulli_entropy(torch.tensor(0.99)).item(), rel=1e-5)
     assert s[0, 1] == 0 and s[1, 0] == 0
+
+
+def test_predicted_count_counts_confident_peaks():
+    from alkit.query.acquisition import predicted_count
+
+    maps = torch.zeros(1, 2, 6, 6)  # [B, C, H, W]
+    maps[0, 0, 1, 1], maps[0, 0, 4, 4], maps[0, 0, 1, 4] = 0.9, 0.5, 0.2  # 2 over 0.3
+    maps[0, 0, 1, 2] = 0.8  # next to the 0.9 peak: not a peak itself
+    maps[0, 1, 3, 3] = 0.31
+    assert predicted_count(maps).tolist() == [[2.0, 1.0]]
+    assert predicted_count(maps, threshold=0.95).tolist() == [[0.0, 0.0]]
