@@ -163,11 +163,14 @@ def _is_url(name: str) -> bool:
 
 def task_image(exported: ExportedBatch, name: str, image_root: str | None) -> str:
     """A task's ``data.image``: an exported file under ``image_root`` (default the export's
-    ``images/``), or an own image's URL, with ``image_root`` put before its path."""
+    ``images/``), or an own image's URL, with ``image_root`` put before its path (without
+    the leading ``/``): ``image_root="/data/local-files/?d="`` serves ``/data/x/a.jpg`` from a
+    Label Studio whose local-files document root is ``/``."""
     if _is_url(name):
         if not image_root:
             return name
-        return image_root.rstrip("/") + "/" + name.split("://")[-1].lstrip("/")
+        prefix = image_root if image_root.endswith(("=", "/")) else image_root + "/"
+        return prefix + name.split("://")[-1].lstrip("/")
     return storage.join(image_root or storage.join(exported.url, "images"), name)
 
 
