@@ -33,7 +33,7 @@ from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
 from alkit.experiments.abtest import ABConfig, as_ab_config
-from alkit.query.methods import check_methods
+from alkit.query.methods import SCORED_METHODS, check_methods
 from alkit.query.pool_query import query_pool
 from alkit.sim.experiment import (
     initial_frame_ids,
@@ -137,7 +137,9 @@ def run_rounds(
             )
             done |= set(sel.frame_ids)
             log(f"round {r}: {method} has labelled {len(done)} new frames")
-            n_train = len(reference) if method == "AL" and r < n_rounds else 1
+            # a method that scores the pool (AL, AL-div, COUNT) needs its whole ensemble
+            # retrained for the next round; the others only the member that is evaluated
+            n_train = len(reference) if method in SCORED_METHODS and r < n_rounds else 1
             new = cached_frames(versions[method], world, done)
             members[method] = [
                 retrain(
