@@ -18,9 +18,10 @@ Label Studio: create a project with ``labeling_config.xml``, import ``tasks.json
 ``data.image`` is ``<image_root>/<file>``: serve the images there, e.g. ``image_root=
 "/data/local-files/?d=alkit/round1/images"`` with local-files serving AND that folder connected
 to the project as Local Files source storage, which Label Studio requires before it serves a
-file; or an ``s3://`` export folder with cloud storage), label, export as "JSON" and pass that file to
-:func:`import_labels`. Boxes are in PERCENT of the image in Label Studio, px in alkit and COCO.
-The pre-annotations are the ensemble's mean detections; the ground truth is never exported.
+file; or an ``s3://`` export folder with cloud storage), label, export as "JSON" and pass that
+file to :func:`import_labels`. Boxes are in PERCENT of the image in Label Studio, px in alkit
+and COCO. The pre-annotations are the ensemble's mean detections; the ground truth is never
+exported.
 """
 
 from __future__ import annotations
