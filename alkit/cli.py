@@ -160,6 +160,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    """The replicated experiment (``alkit.experiments.replicated``): verdicts with 95% CIs."""
+    import pandas as pd
+
+    from alkit.errors import AlkitError
+    from alkit.experiments.profiles import profile_config
+    from alkit.experiments.replicated import ExperimentConfig, run_experiment
+    from alkit.workflow.recipes import parse_assignments
+
+    start = time.perf_counter()
+    try:
+        values = parse_assignments(args.param) | _device_overrides(args)
+        own = {k: values.pop(k) for k in list(values) if k in ExperimentConfig.__dataclass_fields__}
+        for key in ("world_seeds", "finetune_seeds", "arms"):
+            if key in own:
+                own[key] = tuple(own[key])
+        config = ExperimentConfig(ab=profile_config(args.profile, **values).to_dict(), **own)
+        out = run_experiment(config, args.run_dir, progress=not args.no_progress)
+    except AlkitError as err:
+        print(f"alkit experiment: {err}", file=sys.stderr)
+        return 1
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print("\nPaired differences (absolute AP) with 95% confidence intervals, verdicts by the")
+        print(f"rules fixed in advance (win / loss / equivalent within +-{config.margin}):")
+        print(out["verdicts"].round(4).to_string(index=False))
+        print("\nLabelling cost of each selection:")
+        print(out["costs"].to_string(index=False))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nrun folder: {args.run_dir}  ({minutes:.1f} min)")
+    return 0
+
+
 def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
     """What to do when the run stopped for labels: where the export is, how to resume."""
     import shlex
@@ -234,6 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-progress", action="store_true", help="no papermill progress bars")
     _add_device_flags(run)
     run.set_defaults(func=_run)
+    exp = sub.add_parser(
+        "experiment", help="every arm over world seeds x pool blocks x fine-tuning seeds, "
+        "paired differences with 95%% confidence intervals and verdicts",
+    )  # fmt: skip
+    exp.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    exp.add_argument("--run-dir", default="runs/experiment")
+    exp.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="an A/B parameter (e.g. -p budget=50) or one of the experiment's: world_seeds, "
+        "pool_blocks, finetune_seeds, arms, test_set, margin, n_resamples",
+    )  # fmt: skip
+    exp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_device_flags(exp)
+    exp.set_defaults(func=_experiment)
     args = parser.parse_args(argv)
     return args.func(args)
 

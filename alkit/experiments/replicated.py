@@ -1,0 +1,184 @@
+"""The replicated experiment: every arm over world seeds x disjoint pool blocks x fine-tuning
+seeds, paired, with bootstrap confidence intervals and verdicts fixed in advance.
+
+Per world seed: TRAIN the scoring ensemble on the initial set, and REFERENCE, one more
+learner outside the ensemble (seed ``seed + n_members``), on the same data. The pool's
+sessions are dealt into ``pool_blocks`` disjoint blocks (sorted by time of day, then id,
+dealt in turn, so every block gets its share of night drives); the ensemble scores each
+block once and every arm selects ``budget`` frames from it. The oracle labels each
+selection (its labelling seconds are recorded), and REFERENCE is fine-tuned on the initial
+set + the selection with each fine-tuning seed (REFERENCE itself gets the same extra steps
+on the initial set alone, so an arm's gain is its labels', not the extra training's). Every
+model is evaluated on ``test_set``. One replicate is (world seed, pool block, fine-tuning
+seed); arms are paired within it.
+
+Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, selections, one
+parquet per evaluation: a rerun skips what is there), ``results.csv`` (tidy: ``method,
+world_seed, pool_block, finetune_seed, class, metric, value, n_gt``), ``costs.csv``
+(frames, boxes, labelling seconds per selection), ``verdicts.csv`` (``alkit.experiments.
+stats.verdicts_table``: paired differences of AP@0.5 and wMAP with 95% confidence intervals)
+and ``differences.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from torch.utils.data import Subset
+
+from alkit.annotate.oracle import OracleLabeler
+from alkit.data import storage
+from alkit.data.datasets import CachedFrames, VirtualFrames
+from alkit.data.pool import Pool
+from alkit.ensemble.retrain import retrain
+from alkit.ensemble.train import EnsembleConfig, train_members
+from alkit.errors import ConfigError
+from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
+from alkit.experiments.abtest import ABConfig, ab_setup, ab_train
+from alkit.experiments.stats import (
+    COMPARISONS,
+    BootstrapConfig,
+    differences_figure,
+    verdicts_table,
+)
+from alkit.experiments.tables import REFERENCE
+from alkit.query.methods import check_methods
+from alkit.query.pool_query import query_pool
+from alkit.sim.experiment import visible_objects
+
+#: The arms of the experiment (``alkit.query.methods``).
+ARMS = ("AL", "AL-div", "RANDOM-night", "RANDOM", "METADATA", "MANUAL", "COUNT")
+#: The replicate levels, top first (``alkit.experiments.stats``).
+LEVELS = ("world_seed", "pool_block", "finetune_seed")
+#: The primary metrics (IoU 0.5 for AP50; wMAP as ``alkit.evaluate.metrics`` defines it).
+PRIMARY = ("AP50", "wMAP")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The replicated experiment: ``ab`` = ``ABConfig`` fields of each world's run (world
+    profile and sessions, ensemble, selection, retraining), then the replicates and the
+    pre-registered analysis (``margin``: the equivalence band, AP points as fractions)."""
+
+    ab: Mapping = field(default_factory=dict)
+    world_seeds: tuple[int, ...] = (0, 1)
+    pool_blocks: int = 2
+    finetune_seeds: tuple[int, ...] = (0, 1)
+    arms: tuple[str, ...] = ARMS
+    test_set: str = "night_heldout"
+    margin: float = 0.02
+    n_resamples: int = 2000
+
+    def __post_init__(self) -> None:
+        check_methods(self.arms)
+        if self.pool_blocks < 1 or not self.world_seeds or not self.finetune_seeds:
+            raise ConfigError("pool_blocks must be >= 1 and world_seeds, finetune_seeds non-empty")
+        ABConfig.from_dict(dict(self.ab))  # checks the fields now, naming an unknown one
+
+    def world(self, seed: int) -> ABConfig:
+        return ABConfig.from_dict({**dict(self.ab), "world_seed": seed})
+
+
+def pool_blocks(pool: Pool, n: int) -> list[Pool]:
+    """``pool`` split into ``n`` disjoint blocks of whole sessions, dealt in turn after
+    sorting by time of day and session id (so each block gets its share of every time)."""
+    meta = pool.metadata
+    keys = meta[["session_id", "time_of_day"]].drop_duplicates("session_id")
+    order = keys.sort_values(["time_of_day", "session_id"]).session_id.tolist()
+    if len(order) < n:
+        raise ConfigError(f"pool_blocks = {n} but the pool has {len(order)} sessions")
+    return [pool.where({"session_id": order[k::n]}) for k in range(n)]
+
+
+def _evaluated(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The evaluation saved at ``path``, made (and saved atomically) if absent."""
+    if not path.exists():
+        storage.atomic_write_parquet(make(), str(path))
+    return pd.read_parquet(path)
+
+
+def run_world(
+    config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One world seed: ``(results rows, cost rows)`` of every arm, block and fine-tuning seed."""
+    c = config.world(seed)
+    setup = ab_setup(c, out_dir)
+    trained = ab_train(setup, progress, log)
+    log(f"world {seed}: TRAIN REFERENCE, a learner outside the ensemble")
+    ref_config = EnsembleConfig(1, c.model, c.train, c.batch_size, c.seed + c.n_members)
+    labelled = (setup.world, list(setup.initial_ids))
+    reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
+    ref_model = reference.ensemble.members[0]
+    sets = evaluation_sets(setup.world, [config.test_set], c.test_stride)
+    oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
+    evals = out_dir / "evaluations"
+    evals.mkdir(exist_ok=True)
+    results, costs = [], []
+    for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
+        log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
+        queried = query_pool(trained.ensemble, block, out_dir, config.arms, c.query(),
+                             c.scoring(), visible=visible, seed=c.seed + b,
+                             name=f"block{b}_{{method}}", progress=progress)  # fmt: skip
+        new = {}
+        for arm, sel in queried.selections.items():
+            ids = list(sel.frame_ids)
+            batch = oracle.label(ids)
+            costs.append({"method": arm, "world_seed": seed, "pool_block": b,
+                          "frames": len(batch), "boxes": batch.num_boxes,
+                          "seconds": batch.total_seconds})  # fmt: skip
+            new[arm] = CachedFrames(VirtualFrames(setup.world, ids))
+        for f in config.finetune_seeds:
+            for arm in (REFERENCE, *config.arms):
+                part = new.get(arm, Subset(reference.frames, []))
+
+                def evaluate(part=part, arm=arm, b=b, f=f) -> pd.DataFrame:
+                    log(f"world {seed}, block {b}, fine-tuning seed {f}: {arm}")
+                    model = retrain(ref_model, reference.frames, part, c.train, c.retraining(),
+                                    seed=1000 * seed + 10 * b + f, batch_size=c.batch_size,
+                                    progress=progress)  # fmt: skip
+                    return evaluation_table(model, sets, c.batch_size)
+
+                table = _evaluated(evals / f"block{b}_ft{f}_{arm}.parquet", evaluate)
+                results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
+                                            finetune_seed=f))  # fmt: skip
+    return pd.concat(results, ignore_index=True), pd.DataFrame(costs)
+
+
+def run_experiment(
+    config: ExperimentConfig | Mapping,
+    out_dir: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, pd.DataFrame]:
+    """Every world seed (``run_world``), then the verdicts; see the module docstring."""
+    if not isinstance(config, ExperimentConfig):
+        config = ExperimentConfig(**dict(config))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "experiment_config.json"
+    plain = json.loads(json.dumps(asdict(config)))
+    if saved.exists() and json.loads(saved.read_text()) != plain:
+        raise ConfigError(f"{saved} holds another configuration; use a new run folder")
+    storage.atomic_write_json(str(saved), plain)
+    parts = [run_world(config, s, out / f"world_{s}", progress, log) for s in config.world_seeds]
+    results = pd.concat([p[0] for p in parts], ignore_index=True)
+    results = results[["method", *LEVELS, "class", "metric", "value", "n_gt"]]
+    costs = pd.concat([p[1] for p in parts], ignore_index=True)
+    classes = list(config.world(config.world_seeds[0]).classes_of_interest)
+    primary = results[results.metric.isin(PRIMARY) & results["class"].isin(classes)]
+    primary = primary.dropna(subset=["value"]).drop(columns="n_gt")  # NaN: no object of it
+    comparisons = [(a, b) for a, b in COMPARISONS if {a, b} <= {REFERENCE, *config.arms}]
+    bootstrap = BootstrapConfig(n_resamples=config.n_resamples)
+    verdicts = verdicts_table(primary, list(LEVELS), comparisons, config.margin, bootstrap)
+    storage.atomic_write_text(str(out / "results.csv"), results.to_csv(index=False))
+    storage.atomic_write_text(str(out / "costs.csv"), costs.to_csv(index=False))
+    storage.atomic_write_text(str(out / "verdicts.csv"), verdicts.to_csv(index=False))
+    differences_figure(verdicts, config.margin).savefig(out / "differences.png", dpi=110)
+    return {"results": results, "costs": costs, "verdicts": verdicts}
+
+
+__all__ = ["ARMS", "LEVELS", "PRIMARY", "ExperimentConfig", "pool_blocks", "run_experiment"]

@@ -1,0 +1,60 @@
+"""The replicated experiment: pool blocks by hand, and a tiny run end to end."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from alkit.data.pool import Pool
+from alkit.errors import ConfigError
+from alkit.experiments.profiles import profile_config
+from alkit.experiments.replicated import ARMS, ExperimentConfig, pool_blocks, run_experiment
+from alkit.experiments.stats import VERDICT_COLUMNS, VERDICTS
+
+
+def test_pool_blocks_deal_whole_sessions_by_time_of_day():
+    sessions = {1: "night", 2: "day", 3: "night", 4: "day", 5: "night"}
+    meta = pd.DataFrame(
+        [(10 * s + i, s, t) for s, t in sessions.items() for i in range(3)],
+        columns=["frame_id", "session_id", "time_of_day"],
+    )
+    blocks = pool_blocks(Pool(source=None, metadata=meta), 2)
+    # sorted (day 2, day 4, night 1, night 3, night 5), dealt in turn
+    assert [sorted(set(b.metadata.session_id)) for b in blocks] == [[1, 2, 5], [3, 4]]
+    assert sum(len(b) for b in blocks) == len(meta)
+    with pytest.raises(ConfigError, match="6 but the pool has 5 sessions"):
+        pool_blocks(Pool(source=None, metadata=meta), 6)
+
+
+def test_config_refuses_unknown_arms_and_fields():
+    with pytest.raises(ConfigError, match="COIN"):
+        ExperimentConfig(arms=("AL", "COIN"))
+    with pytest.raises(ConfigError, match="budgett"):
+        ExperimentConfig(ab={"budgett": 3})
+
+
+@pytest.mark.slow
+def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
+    config = ExperimentConfig(
+        ab=profile_config("tiny").to_dict(),
+        world_seeds=(0,),
+        pool_blocks=1,
+        finetune_seeds=(0, 1),
+        test_set="global",  # the tiny world's test drives have night objects too rarely
+        n_resamples=200,
+    )
+    out = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
+    results = out["results"]
+    per_arm = results.groupby("method")[["finetune_seed"]].nunique().finetune_seed
+    assert per_arm.to_dict() == {m: 2 for m in ("REFERENCE", *ARMS)}
+    assert set(out["costs"].method) == set(ARMS) and (out["costs"].frames <= 10).all()
+    verdicts = out["verdicts"]
+    assert list(verdicts.columns) == list(VERDICT_COLUMNS)
+    assert set(verdicts.comparison) <= {"AL vs RANDOM-night", "AL vs MANUAL", "AL vs COUNT",
+                                        "AL-div vs AL", "AL vs METADATA"}  # fmt: skip
+    assert set(verdicts.verdict) <= set(VERDICTS) and len(verdicts)
+    assert ((verdicts.ci_low <= verdicts["diff"]) & (verdicts["diff"] <= verdicts.ci_high)).all()
+    for name in ("results.csv", "costs.csv", "verdicts.csv", "differences.png"):
+        assert (tmp_path / name).exists()
+    again = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
+    pd.testing.assert_frame_equal(again["results"], results)  # evaluations reused
