@@ -161,34 +161,33 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    """The replicated experiment (``alkit.experiments.replicated``): verdicts with 95% CIs."""
+    """The replicated experiment (recipe ``experiment``, notebook ``40_experiment``):
+    paired differences with 95% confidence intervals and verdicts."""
     import pandas as pd
 
     from alkit.errors import AlkitError
-    from alkit.experiments.profiles import profile_config
-    from alkit.experiments.replicated import ExperimentConfig, run_experiment
+    from alkit.workflow.pipeline import run_recipe
     from alkit.workflow.recipes import parse_assignments
 
     start = time.perf_counter()
     try:
-        values = parse_assignments(args.param) | _device_overrides(args)
-        own = {k: values.pop(k) for k in list(values) if k in ExperimentConfig.__dataclass_fields__}
-        for key in ("world_seeds", "finetune_seeds", "arms"):
-            if key in own:
-                own[key] = tuple(own[key])
-        config = ExperimentConfig(ab=profile_config(args.profile, **values).to_dict(), **own)
-        out = run_experiment(config, args.run_dir, progress=not args.no_progress)
+        overrides = parse_assignments(args.param) | _device_overrides(args)
+        result = run_recipe("experiment", args.run_dir, args.profile, overrides,
+                            progress=not args.no_progress, log_output=True)  # fmt: skip
     except AlkitError as err:
         print(f"alkit experiment: {err}", file=sys.stderr)
         return 1
+    step = result.step("40_experiment")
+    verdicts = pd.read_csv(step.out_dir / "verdicts.csv")
+    costs = pd.read_csv(step.out_dir / "costs.csv")
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print("\nPaired differences (absolute AP) with 95% confidence intervals, verdicts by the")
-        print(f"rules fixed in advance (win / loss / equivalent within +-{config.margin}):")
-        print(out["verdicts"].round(4).to_string(index=False))
-        print("\nLabelling cost of each selection:")
-        print(out["costs"].to_string(index=False))
+        print("\nPaired differences (absolute AP) with 95% confidence intervals; verdicts by the")
+        print("rules fixed in advance (win / loss / equivalent within the margin / inconclusive):")
+        print(verdicts.round(4).to_string(index=False))
+        print("\nLabelling cost of each selection (mean over worlds and pool blocks):")
+        print(costs.groupby("method")[["frames", "boxes", "seconds"]].mean().to_string())
     minutes = (time.perf_counter() - start) / 60
-    print(f"\nrun folder: {args.run_dir}  ({minutes:.1f} min)")
+    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0
 
 
@@ -274,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--run-dir", default="runs/experiment")
     exp.add_argument(
         "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="an A/B parameter (e.g. -p budget=50) or one of the experiment's: world_seeds, "
-        "pool_blocks, finetune_seeds, arms, test_set, margin, n_resamples",
+        help="a parameter of notebook 40_experiment: an A/B one (e.g. -p budget=50) or "
+        "world_seeds, pool_blocks, finetune_seeds, arms, test_set, margin, n_resamples",
     )  # fmt: skip
     exp.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_device_flags(exp)
