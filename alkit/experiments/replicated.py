@@ -15,15 +15,16 @@ seed); arms are paired within it.
 Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, selections, one
 parquet per evaluation: a rerun skips what is there), ``results.csv`` (tidy: ``method,
 world_seed, pool_block, finetune_seed, class, metric, value, n_gt``), ``costs.csv``
-(frames, boxes, labelling seconds per selection), ``verdicts.csv`` (``alkit.experiments.
-stats.verdicts_table``: paired differences of AP@0.5 and wMAP with 95% confidence intervals)
-and ``differences.png``.
+(frames, boxes, labelling seconds per selection), ``diagnostics.csv`` (``signal_diagnostics``:
+is the frame score reliable, and does it follow objects and hard cases?), ``verdicts.csv``
+(``alkit.experiments.stats.verdicts_table``: paired differences of AP@0.5 and wMAP with 95%
+confidence intervals) and ``differences.png``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,11 +44,14 @@ from alkit.experiments.stats import (
     COMPARISONS,
     BootstrapConfig,
     differences_figure,
+    spearman,
+    split_half_correlation,
     verdicts_table,
 )
 from alkit.experiments.tables import REFERENCE
 from alkit.query.methods import check_methods
 from alkit.query.pool_query import query_pool
+from alkit.query.score import read_scores, score_pool
 from alkit.sim.experiment import visible_objects
 
 #: The arms of the experiment (``alkit.query.methods``).
@@ -94,6 +98,49 @@ def pool_blocks(pool: Pool, n: int) -> list[Pool]:
     return [pool.where({"session_id": order[k::n]}) for k in range(n)]
 
 
+#: Tags of the long tail (``alkit.sim.objects``): the hard cases an uncertainty score should find.
+HARD_TAGS = ("dark_clothing", "unlit", "wheelie", "occluded", "low_contrast")
+
+
+def signal_diagnostics(
+    ensemble, world, scored: pd.DataFrame, classes: Sequence[str], out_dir: Path,
+    scoring, n_frames: int = 400, seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """Is the ensemble's frame score a signal? On up to ``n_frames`` scored frames, per class:
+    the split-half rank correlation (two halves of the members scoring alone, with its
+    Spearman-Brown correction), and the Spearman correlation of the score with the frame's
+    ground-truth object count and with its count of hard-case objects (``HARD_TAGS``). Needs
+    >= 4 members: a half of one member has no disagreement (its MI is 0 everywhere)."""
+    sample = scored.sample(min(n_frames, len(scored)), random_state=seed).frame_id.tolist()
+    halves = {}
+    members = list(ensemble.members)
+    h = len(members) // 2
+    for name, part in (("a", members[:h]), ("b", members[h:])):
+        url = str(out_dir / f"half_{name}")
+        score_pool(part, world, sample, url, classes=ensemble.classes, progress=False,
+                   batch_size=scoring.batch_size, accelerator=scoring.accelerator,
+                   devices=scoring.devices)  # fmt: skip
+        halves[name] = read_scores(url).set_index("frame_id").reindex(sample)
+    truth = {fid: world.frame(int(fid)) for fid in sample}
+    rows = []
+    mean = scored.set_index("frame_id").reindex(sample)
+    for cls in classes:
+        ci = list(ensemble.classes).index(cls)
+        counts = [int((truth[f].labels == ci).sum()) for f in sample]
+        hard = [
+            sum(1 for lab, tags in zip(truth[f].labels, truth[f].attributes, strict=False)
+                if lab == ci and set(tags) & set(HARD_TAGS))
+            for f in sample
+        ]  # fmt: skip
+        split = split_half_correlation(halves["a"][cls].to_numpy(), halves["b"][cls].to_numpy())
+        score = mean[cls].to_numpy()
+        rows.append({"class": cls, "frames": len(sample), "split_half_r": split.r_half,
+                     "split_half_r_full": split.r_full,
+                     "spearman_score_vs_objects": spearman(score, counts),
+                     "spearman_score_vs_hard_objects": spearman(score, hard)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _evaluated(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The evaluation saved at ``path``, made (and saved atomically) if absent."""
     if not path.exists():
@@ -117,12 +164,17 @@ def run_world(
     oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
     evals = out_dir / "evaluations"
     evals.mkdir(exist_ok=True)
-    results, costs = [], []
+    results, costs, diagnostics = [], [], []
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
         queried = query_pool(trained.ensemble, block, out_dir, config.arms, c.query(),
                              c.scoring(), visible=visible, seed=c.seed + b,
                              name=f"block{b}_{{method}}", progress=progress)  # fmt: skip
+        if queried.scores is not None and len(trained.ensemble) >= 4:  # halves of >= 2
+            diag = signal_diagnostics(trained.ensemble, setup.world, queried.scores,
+                                      c.classes_of_interest, out_dir / f"diagnostics_block{b}",
+                                      c.scoring(), seed=c.seed + b)  # fmt: skip
+            diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
         new = {}
         for arm, sel in queried.selections.items():
             ids = list(sel.frame_ids)
@@ -145,7 +197,8 @@ def run_world(
                 table = _evaluated(evals / f"block{b}_ft{f}_{arm}.parquet", evaluate)
                 results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
                                             finetune_seed=f))  # fmt: skip
-    return pd.concat(results, ignore_index=True), pd.DataFrame(costs)
+    diag = pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame()
+    return pd.concat(results, ignore_index=True), pd.DataFrame(costs), diag
 
 
 def run_experiment(
@@ -168,6 +221,7 @@ def run_experiment(
     results = pd.concat([p[0] for p in parts], ignore_index=True)
     results = results[["method", *LEVELS, "class", "metric", "value", "n_gt"]]
     costs = pd.concat([p[1] for p in parts], ignore_index=True)
+    diagnostics = pd.concat([p[2] for p in parts], ignore_index=True)
     classes = list(config.world(config.world_seeds[0]).classes_of_interest)
     primary = results[results.metric.isin(PRIMARY) & results["class"].isin(classes)]
     primary = primary.dropna(subset=["value"]).drop(columns="n_gt")  # NaN: no object of it
@@ -176,9 +230,19 @@ def run_experiment(
     verdicts = verdicts_table(primary, list(LEVELS), comparisons, config.margin, bootstrap)
     storage.atomic_write_text(str(out / "results.csv"), results.to_csv(index=False))
     storage.atomic_write_text(str(out / "costs.csv"), costs.to_csv(index=False))
+    storage.atomic_write_text(str(out / "diagnostics.csv"), diagnostics.to_csv(index=False))
     storage.atomic_write_text(str(out / "verdicts.csv"), verdicts.to_csv(index=False))
     differences_figure(verdicts, config.margin).savefig(out / "differences.png", dpi=110)
-    return {"results": results, "costs": costs, "verdicts": verdicts}
+    return {"results": results, "costs": costs, "verdicts": verdicts, "diagnostics": diagnostics}
 
 
-__all__ = ["ARMS", "LEVELS", "PRIMARY", "ExperimentConfig", "pool_blocks", "run_experiment"]
+__all__ = [
+    "ARMS",
+    "HARD_TAGS",
+    "LEVELS",
+    "PRIMARY",
+    "ExperimentConfig",
+    "pool_blocks",
+    "run_experiment",
+    "signal_diagnostics",
+]

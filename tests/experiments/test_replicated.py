@@ -36,7 +36,7 @@ def test_config_refuses_unknown_arms_and_fields():
 @pytest.mark.slow
 def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
     config = ExperimentConfig(
-        ab=profile_config("tiny").to_dict(),
+        ab=profile_config("tiny", n_members=4).to_dict(),  # halves of 2 for the diagnostics
         world_seeds=(0,),
         pool_blocks=1,
         finetune_seeds=(0, 1),
@@ -48,13 +48,16 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
     per_arm = results.groupby("method")[["finetune_seed"]].nunique().finetune_seed
     assert per_arm.to_dict() == {m: 2 for m in ("REFERENCE", *ARMS)}
     assert set(out["costs"].method) == set(ARMS) and (out["costs"].frames <= 10).all()
+    diag = out["diagnostics"]
+    assert set(diag["class"]) == {"person", "bicycle"} and (diag.frames > 0).all()
+    assert diag.split_half_r.between(-1, 1).all()  # two halves of 2 members each scored
     verdicts = out["verdicts"]
     assert list(verdicts.columns) == list(VERDICT_COLUMNS)
     assert set(verdicts.comparison) <= {"AL vs RANDOM-night", "AL vs MANUAL", "AL vs COUNT",
                                         "AL-div vs AL", "AL vs METADATA"}  # fmt: skip
     assert set(verdicts.verdict) <= set(VERDICTS) and len(verdicts)
     assert ((verdicts.ci_low <= verdicts["diff"]) & (verdicts["diff"] <= verdicts.ci_high)).all()
-    for name in ("results.csv", "costs.csv", "verdicts.csv", "differences.png"):
+    for name in ("results.csv", "costs.csv", "diagnostics.csv", "verdicts.csv", "differences.png"):
         assert (tmp_path / name).exists()
     again = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
     pd.testing.assert_frame_equal(again["results"], results)  # evaluations reused
