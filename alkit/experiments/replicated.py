@@ -8,7 +8,9 @@ dealt in turn, so every block gets its share of night drives); the ensemble scor
 block once and every arm selects ``budget`` frames from it. The oracle labels each
 selection (its labelling seconds are recorded), and REFERENCE is fine-tuned on the initial
 set + the selection with each fine-tuning seed (REFERENCE itself gets the same extra steps
-on the initial set alone, so an arm's gain is its labels', not the extra training's). Every
+on the initial set alone, so an arm's gain is its labels', not the extra training's); with
+``cost_matched`` also on each selection's longest prefix that fits the cheapest selection's
+labelling seconds in that block (equal cost instead of equal frames). Every
 model is evaluated on ``test_set``. One replicate is (world seed, pool block, fine-tuning
 seed); arms are paired within it.
 
@@ -66,7 +68,8 @@ PRIMARY = ("AP50", "wMAP")
 class ExperimentConfig:
     """The replicated experiment: ``ab`` = ``ABConfig`` fields of each world's run (world
     profile and sessions, ensemble, selection, retraining), then the replicates and the
-    pre-registered analysis (``margin``: the equivalence band, AP points as fractions)."""
+    pre-registered analysis (``margin``: the equivalence band, AP points as fractions).
+    ``cost_matched``: also every arm at equal labelling seconds (``COST_MATCHED``)."""
 
     ab: Mapping = field(default_factory=dict)
     world_seeds: tuple[int, ...] = (0, 1)
@@ -76,6 +79,7 @@ class ExperimentConfig:
     test_set: str = "night_heldout"
     margin: float = 0.02
     n_resamples: int = 2000
+    cost_matched: bool = False
 
     def __post_init__(self) -> None:
         check_methods(self.arms)
@@ -141,6 +145,21 @@ def signal_diagnostics(
     return pd.DataFrame(rows)
 
 
+#: The suffix of an arm cut to the block's equal labelling-seconds budget.
+COST_MATCHED = " (equal seconds)"
+
+
+def cost_matched_prefix(seconds: Sequence[float], budget: float) -> int:
+    """How many picks, in pick order, fit ``budget`` labelling seconds (the longest prefix
+    whose cumulative seconds stay within it)."""
+    total, n = 0.0, 0
+    for value in seconds:
+        if total + value > budget + 1e-9:
+            break
+        total, n = total + value, n + 1
+    return n
+
+
 def _evaluated(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The evaluation saved at ``path``, made (and saved atomically) if absent."""
     if not path.exists():
@@ -175,16 +194,26 @@ def run_world(
                                       c.classes_of_interest, out_dir / f"diagnostics_block{b}",
                                       c.scoring(), seed=c.seed + b)  # fmt: skip
             diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
-        new = {}
+        new, batches = {}, {}
         for arm, sel in queried.selections.items():
             ids = list(sel.frame_ids)
-            batch = oracle.label(ids)
+            batches[arm] = batch = oracle.label(ids)
             costs.append({"method": arm, "world_seed": seed, "pool_block": b,
                           "frames": len(batch), "boxes": batch.num_boxes,
                           "seconds": batch.total_seconds})  # fmt: skip
             new[arm] = CachedFrames(VirtualFrames(setup.world, ids))
+        if config.cost_matched:  # every arm cut to the cheapest selection's seconds
+            budget = min(batch.total_seconds for batch in batches.values())
+            for arm, batch in batches.items():
+                n = cost_matched_prefix(batch.seconds.tolist(), budget)
+                name = arm + COST_MATCHED
+                new[name] = Subset(new[arm], list(range(n)))
+                costs.append({"method": name, "world_seed": seed, "pool_block": b,
+                              "frames": n, "boxes": int(sum(len(fr.labels) for fr in
+                                                            batch.frames[:n])),
+                              "seconds": float(batch.seconds[:n].sum())})  # fmt: skip
         for f in config.finetune_seeds:
-            for arm in (REFERENCE, *config.arms):
+            for arm in (REFERENCE, *new):
                 part = new.get(arm, Subset(reference.frames, []))
 
                 def evaluate(part=part, arm=arm, b=b, f=f) -> pd.DataFrame:
@@ -226,6 +255,8 @@ def run_experiment(
     primary = results[results.metric.isin(PRIMARY) & results["class"].isin(classes)]
     primary = primary.dropna(subset=["value"]).drop(columns="n_gt")  # NaN: no object of it
     comparisons = [(a, b) for a, b in COMPARISONS if {a, b} <= {REFERENCE, *config.arms}]
+    if config.cost_matched:
+        comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]
     bootstrap = BootstrapConfig(n_resamples=config.n_resamples)
     verdicts = verdicts_table(primary, list(LEVELS), comparisons, config.margin, bootstrap)
     storage.atomic_write_text(str(out / "results.csv"), results.to_csv(index=False))
@@ -238,10 +269,12 @@ def run_experiment(
 
 __all__ = [
     "ARMS",
+    "COST_MATCHED",
     "HARD_TAGS",
     "LEVELS",
     "PRIMARY",
     "ExperimentConfig",
+    "cost_matched_prefix",
     "pool_blocks",
     "run_experiment",
     "signal_diagnostics",

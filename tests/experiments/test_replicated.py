@@ -8,7 +8,14 @@ import pytest
 from alkit.data.pool import Pool
 from alkit.errors import ConfigError
 from alkit.experiments.profiles import profile_config
-from alkit.experiments.replicated import ARMS, ExperimentConfig, pool_blocks, run_experiment
+from alkit.experiments.replicated import (
+    ARMS,
+    COST_MATCHED,
+    ExperimentConfig,
+    cost_matched_prefix,
+    pool_blocks,
+    run_experiment,
+)
 from alkit.experiments.stats import VERDICT_COLUMNS, VERDICTS
 
 
@@ -24,6 +31,12 @@ def test_pool_blocks_deal_whole_sessions_by_time_of_day():
     assert sum(len(b) for b in blocks) == len(meta)
     with pytest.raises(ConfigError, match="6 but the pool has 5 sessions"):
         pool_blocks(Pool(source=None, metadata=meta), 6)
+
+
+def test_cost_matched_prefix_fits_the_budget():
+    assert cost_matched_prefix([30.0, 44.0, 37.0, 30.0], 111.0) == 3  # 30 + 44 + 37 = 111
+    assert cost_matched_prefix([30.0, 44.0, 37.0, 30.0], 110.9) == 2  # in pick order: stops
+    assert cost_matched_prefix([50.0], 49.0) == 0
 
 
 def test_config_refuses_unknown_arms_and_fields():
@@ -42,19 +55,28 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
         finetune_seeds=(0, 1),
         test_set="global",  # the tiny world's test drives have night objects too rarely
         n_resamples=200,
+        cost_matched=True,
     )
     out = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
     results = out["results"]
     per_arm = results.groupby("method")[["finetune_seed"]].nunique().finetune_seed
-    assert per_arm.to_dict() == {m: 2 for m in ("REFERENCE", *ARMS)}
-    assert set(out["costs"].method) == set(ARMS) and (out["costs"].frames <= 10).all()
+    arms = ("REFERENCE", *ARMS, *(a + COST_MATCHED for a in ARMS))
+    assert per_arm.to_dict() == {m: 2 for m in arms}
+    costs = out["costs"].set_index("method")
+    assert set(costs.index) == set(ARMS) | {a + COST_MATCHED for a in ARMS}
+    assert (costs.frames <= 10).all()
+    cheapest = costs.loc[list(ARMS), "seconds"].min()
+    matched = costs.loc[[a + COST_MATCHED for a in ARMS], "seconds"]
+    assert (matched <= cheapest + 1e-9).all() and matched.max() == cheapest
     diag = out["diagnostics"]
     assert set(diag["class"]) == {"person", "bicycle"} and (diag.frames > 0).all()
     assert diag.split_half_r.between(-1, 1).all()  # two halves of 2 members each scored
     verdicts = out["verdicts"]
     assert list(verdicts.columns) == list(VERDICT_COLUMNS)
-    assert set(verdicts.comparison) <= {"AL vs RANDOM-night", "AL vs MANUAL", "AL vs COUNT",
-                                        "AL-div vs AL", "AL vs METADATA"}  # fmt: skip
+    names = {"AL vs RANDOM-night", "AL vs MANUAL", "AL vs COUNT", "AL-div vs AL",
+             "AL vs METADATA"}  # fmt: skip
+    names |= {n.replace(" vs ", f"{COST_MATCHED} vs ") + COST_MATCHED for n in names}
+    assert set(verdicts.comparison) <= names
     assert set(verdicts.verdict) <= set(VERDICTS) and len(verdicts)
     assert ((verdicts.ci_low <= verdicts["diff"]) & (verdicts["diff"] <= verdicts.ci_high)).all()
     for name in ("results.csv", "costs.csv", "diagnostics.csv", "verdicts.csv", "differences.png"):
