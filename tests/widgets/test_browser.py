@@ -191,6 +191,17 @@ def screenshots(tmp_path: Path):
             shutil.copy2(png, Path(target) / png.name)
 
 
+def _wait_visible_accepting_dialogs(page, locator, seconds: float) -> None:
+    """Wait until ``locator`` is visible, accepting any JupyterLab dialog in the way."""
+    deadline = time.monotonic() + seconds
+    while not locator.first.is_visible():
+        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count():
+            dialog.first.click()
+        assert time.monotonic() < deadline, f"{locator} did not become visible in {seconds} s"
+        page.wait_for_timeout(500)
+
+
 def _run_all_cells(page) -> None:
     """Close the file browser, wait for an idle kernel (accepting a kernel-selection dialog
     if one shows), then Run > Run All Cells until the cells are queued (at most 3 tries)."""
@@ -210,8 +221,10 @@ def _run_all_cells(page) -> None:
     run_menu = page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$"))
     run_all = page.locator(".lm-Menu-item[data-command='runmenu:run-all']")
     for _ in range(3):
-        # a busy machine may take long to make them actionable: wait for that, not a time
-        run_menu.wait_for(state="visible", timeout=PAGE_LOAD_S * 1000)
+        # a busy machine may take long to make them actionable: wait for that, not a time;
+        # a late "Select Kernel" dialog (seen after the first cell ran) hides the menu bar
+        # until it is accepted, and waiting is no action, so no locator handler fires
+        _wait_visible_accepting_dialogs(page, run_menu, PAGE_LOAD_S)
         run_menu.click(timeout=CLICK_S * 1000)
         run_all.wait_for(state="visible", timeout=CLICK_S * 1000)
         run_all.click(timeout=CLICK_S * 1000)
