@@ -49,6 +49,13 @@ def coco_categories(url: str) -> list[str]:
         raise DataError(f"{url}: a category lacks field {err}") from None
 
 
+def mapped_categories(url: str, category_map: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(category, the class it becomes under category_map)`` for each category of a COCO
+    file, in category id order (names compared as ``alkit.data.coco.normalize_name`` does)."""
+    mapped = {normalize_name(k): v for k, v in category_map.items()}
+    return [(c, mapped.get(normalize_name(c), c)) for c in coco_categories(url)]
+
+
 def check_classes_of_interest(classes_of_interest: Sequence[str], classes: Sequence[str]) -> None:
     """``ConfigError`` naming the classes of interest that are not among ``classes``."""
     unknown = [c for c in classes_of_interest if c not in classes]
@@ -99,10 +106,7 @@ class RunData:
     ) -> RunData:
         """Own data; checks that ``classes`` are among the file's (mapped) categories."""
         category_map = dict(category_map or {})
-        mapped = {normalize_name(k): v for k, v in category_map.items()}
-        names = list(
-            dict.fromkeys(mapped.get(normalize_name(c), c) for c in coco_categories(labelled))
-        )
+        names = list(dict.fromkeys(m for _, m in mapped_categories(labelled, category_map)))
         if isinstance(classes, str):
             raise ConfigError(f"classes must be a list of names, got {classes!r}")
         chosen = list(classes) or names
@@ -152,12 +156,11 @@ class RunData:
 
     def _ignored(self, url: str) -> list[str]:
         """The categories of the COCO file ``url`` that are not among the classes."""
-        mapped = {normalize_name(k): v for k, v in self.category_map.items()}
         chosen = {normalize_name(c) for c in self.classes}
         return [
             c
-            for c in coco_categories(self.labelled)
-            if normalize_name(mapped.get(normalize_name(c), c)) not in chosen
+            for c, m in mapped_categories(url, self.category_map)
+            if normalize_name(m) not in chosen
         ]
 
     def coco_version(self, url: str, images_root: str = "") -> DatasetVersion:
@@ -260,4 +263,5 @@ __all__ = [
     "check_own_data",
     "coco_categories",
     "load_run_data",
+    "mapped_categories",
 ]
