@@ -43,6 +43,7 @@ from alkit.data.labels import CostModel, LabelledBatch, check_frame_ids, frame_m
 from alkit.data.letterbox import Letterbox
 from alkit.data.version_tables import world_dict
 from alkit.data.versions import sim_uri
+from alkit.data.video import split_frame_uri
 from alkit.detector.network import Detections
 from alkit.errors import AlkitError, ConfigError, DataError
 
@@ -159,16 +160,12 @@ def _frame_detections(
     return kept
 
 
-def _is_url(name: str) -> bool:
-    return "://" in name or name.startswith("/")
-
-
 def task_image(exported: ExportedBatch, name: str, image_root: str | None) -> str:
     """A task's ``data.image``: an exported file under ``image_root`` (default the export's
     ``images/``), or an own image's URL, with ``image_root`` put before its path (without
     the leading ``/``): ``image_root="/data/local-files/?d="`` serves ``/data/x/a.jpg`` from a
     Label Studio whose local-files document root is ``/``."""
-    if _is_url(name):
+    if storage.is_absolute(name):
         if not image_root:
             return name
         prefix = image_root if image_root.endswith(("=", "/")) else image_root + "/"
@@ -292,7 +289,7 @@ def export_for_labelling(
             metas.append({k: v for k, v in meta.items() if k not in OWN_TABLE_COLUMNS})
             sizes.append((box.height, box.width))
             uris.append(uri)
-            if "#frame=" not in uri:  # an image file: the tool loads it where it is
+            if split_frame_uri(uri) is None:  # an image file: the tool loads it where it is
                 names.append(uri)
                 continue
             image = np.asarray(source.original(fid))  # a video frame, at its full size

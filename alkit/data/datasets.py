@@ -101,12 +101,6 @@ def default_images_root(instances_url: str) -> str:
     return storage.join(storage.parent(storage.parent(instances_url)), "images")
 
 
-def _resolve(images_root: str, file_name: str) -> str:
-    if "://" in file_name or file_name.startswith("/"):
-        return file_name
-    return storage.join(images_root, file_name)
-
-
 class CocoFrames(Dataset):
     """Frames of a COCO data set (a materialized world or a user's own), validated on load.
 
@@ -138,7 +132,7 @@ class CocoFrames(Dataset):
 
     def image_url(self, index: int) -> str:
         """URL of the image of item ``index``."""
-        return _resolve(self.images_root, self.index[index].file_name)
+        return storage.resolve(self.images_root, self.index[index].file_name)
 
     def __getitem__(self, index: int) -> dict:
         record = self.index[index]

@@ -314,8 +314,8 @@ def table_metadata(url: str) -> pd.DataFrame:
     if empty.any():
         raise DataError(f"table {url}, row {int(np.flatnonzero(empty)[0])}: field 'uri' is empty")
     written = table.uri.astype(str).tolist()
-    folder = storage.parent(url if "://" in url else posixpath.abspath(url))
-    uris = [u if "://" in u or u.startswith("/") else storage.join(folder, u) for u in written]
+    folder = storage.parent(_root_url(url))
+    uris = [storage.resolve(folder, u) for u in written]
     if "frame_id" in table.columns:
         ids = _int_column(table, "frame_id", url)
     else:

@@ -52,6 +52,17 @@ def join(url: str, *parts: str) -> str:
     return out
 
 
+def is_absolute(url: str) -> bool:
+    """Whether ``url`` has a protocol (``s3://...``) or is an absolute local path, rather than
+    a path relative to some folder."""
+    return "://" in url or url.startswith("/")
+
+
+def resolve(folder: str, url: str) -> str:
+    """``url`` as it is when absolute (``is_absolute``), else joined under ``folder``."""
+    return url if is_absolute(url) else join(folder, url)
+
+
 def parent(url: str) -> str:
     """The folder holding ``url`` (``memory://a/b.json`` -> ``memory://a``)."""
     if "://" in url:

@@ -233,12 +233,7 @@ class DatasetVersion:
         URL under ``images_root`` (default ``<annotations folder>/../images``)."""
         index = load_coco(instances_url, classes, **coco_kwargs)
         root = images_root or default_images_root(instances_url)
-        uris = [
-            r.file_name
-            if "://" in r.file_name or r.file_name.startswith("/")
-            else storage.join(root, r.file_name)
-            for r in index
-        ]
+        uris = [storage.resolve(root, r.file_name) for r in index]
         info = {"created": _now(), "source": instances_url, **(info or {})}
         return cls.from_frames(
             list(index), image_uris=uris, parent=parent, info=info, classes=classes
