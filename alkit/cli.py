@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _world(args: argparse.Namespace) -> int:
@@ -51,23 +52,34 @@ def _world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_step(args: argparse.Namespace, recipe: str, step: str, **kwargs: Any):
+    """Run a one-notebook recipe for a command (``demo``, ``experiment``) with its ``-p`` and
+    device flags, streaming the notebook's output: the step's ``StepResult``, or ``None``
+    after printing the error."""
+    from alkit.errors import AlkitError
+    from alkit.workflow.pipeline import run_recipe
+    from alkit.workflow.recipes import parse_assignments
+
+    try:
+        overrides = parse_assignments(args.param) | _device_overrides(args)
+        result = run_recipe(recipe, args.run_dir, args.profile, overrides, log_output=True,
+                            **kwargs)  # fmt: skip
+    except AlkitError as err:
+        print(f"alkit {args.command}: {err}", file=sys.stderr)
+        return None
+    return result.step(step)
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The main job: the seed's A/B test on the embedded world, as the ``ab`` recipe."""
     import pandas as pd
 
-    from alkit.errors import AlkitError
     from alkit.experiments.tables import seed_table
-    from alkit.workflow.pipeline import run_recipe
-    from alkit.workflow.recipes import parse_assignments
 
     start = time.perf_counter()
-    try:
-        overrides = parse_assignments(args.param) | _device_overrides(args)
-        result = run_recipe("ab", args.run_dir, args.profile, overrides, log_output=True)
-    except AlkitError as err:
-        print(f"alkit demo: {err}", file=sys.stderr)
+    step = _recipe_step(args, "ab", "10_ab_test")
+    if step is None:
         return 1
-    step = result.step("10_ab_test")
     summary = pd.read_csv(step.out_dir / "summary.csv")
     gains = pd.read_csv(step.out_dir / "gains.csv")
     analysis = pd.read_csv(step.out_dir / "selection_analysis.csv", index_col=0)
@@ -165,19 +177,10 @@ def _experiment(args: argparse.Namespace) -> int:
     paired differences with 95% confidence intervals and verdicts."""
     import pandas as pd
 
-    from alkit.errors import AlkitError
-    from alkit.workflow.pipeline import run_recipe
-    from alkit.workflow.recipes import parse_assignments
-
     start = time.perf_counter()
-    try:
-        overrides = parse_assignments(args.param) | _device_overrides(args)
-        result = run_recipe("experiment", args.run_dir, args.profile, overrides,
-                            progress=not args.no_progress, log_output=True)  # fmt: skip
-    except AlkitError as err:
-        print(f"alkit experiment: {err}", file=sys.stderr)
+    step = _recipe_step(args, "experiment", "40_experiment", progress=not args.no_progress)
+    if step is None:
         return 1
-    step = result.step("40_experiment")
     verdicts = pd.read_csv(step.out_dir / "verdicts.csv")
     costs = pd.read_csv(step.out_dir / "costs.csv")
     with pd.option_context("display.width", 200, "display.max_columns", None):
