@@ -53,6 +53,8 @@ class Frame:
             frame's pool metadata row (own data, ``alkit.data.sources``).
         attributes: per-box tags, ``(N,)`` list of tuples such as ``("dark_clothing",)``,
             ``("truncated",)``, ``("wheelie",)``: the long tail, for analysis only.
+        tracks: per-box object ids within the drive (the synthetic world), ``(N,)`` int64, or
+            ``None``: which boxes of a session's frames are the same object.
     """
 
     frame_id: int
@@ -61,6 +63,7 @@ class Frame:
     labels: np.ndarray
     meta: FrameMeta | dict
     attributes: tuple[tuple[str, ...], ...] = field(default=())
+    tracks: np.ndarray | None = None
 
     @property
     def height(self) -> int:

@@ -38,6 +38,7 @@ from pycocotools.cocoeval import COCOeval
 from alkit.data.classes import CLASSES, SizeBuckets
 from alkit.detector.network import Detections
 from alkit.errors import ConfigError, DataError
+from alkit.evaluate.matches import match_tables
 
 BUCKETS: tuple[str, ...] = ("small", "medium", "large")
 
@@ -64,6 +65,8 @@ class EvalResult:
     table: pd.DataFrame = field(repr=False)
     size_buckets: SizeBuckets
     iou_thresholds: tuple[float, ...]
+    #: ``(detections, truth)`` of ``alkit.evaluate.matches.match_tables`` when asked for
+    matches: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values: the overall metrics plus ``per_class`` {class: {column: value}}."""
@@ -207,6 +210,7 @@ def evaluate_detections(
     image_height: int | None = None,
     iou_thresholds: Sequence[float] | None = None,
     weights: dict[str, float] | None = None,
+    matches: bool = False,
 ) -> EvalResult:
     """COCO bbox AP per class and size bucket, and wMAP (see the module docstring).
 
@@ -222,6 +226,8 @@ def evaluate_detections(
         image_height: image height in px; default read from the GT images.
         iou_thresholds: IoU thresholds; default COCO's 0.50:0.05:0.95.
         weights: fixed per-bucket wMAP weights instead of the GT shares.
+        matches: also keep the per-image matches at IoU 0.5 (``EvalResult.matches``), to
+            recompute AP on resamples of the images (``alkit.evaluate.matches``).
     """
     classes = tuple(classes)
     gt = _ground_truth(_load_json(ground_truth, "ground truth"), classes)
@@ -282,6 +288,7 @@ def evaluate_detections(
         table=table,
         size_buckets=size_buckets,
         iou_thresholds=tuple(float(t) for t in iou_thrs),
+        matches=match_tables(coco_eval, classes) if matches else None,
     )
 
 

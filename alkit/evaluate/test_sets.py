@@ -3,7 +3,9 @@
 Test sets (frames of the world's ``test`` segment, never labelled or selected):
 
 - ``global``: every ``test_stride``-th test frame (mostly day, like the seed's global set);
-- ``night_heldout``: every ``max(1, test_stride // 2)``-th night test frame.
+- ``night_heldout``: every ``max(1, test_stride // 2)``-th night test frame;
+- ``night_test``: every ``test_stride``-th frame of the ``night_test`` segment (unseen night
+  drives; in worlds that have one, e.g. profile ``night``: 1,000 frames of 40 drives).
 
 Evaluation rows are tidy: ``test_set | class | metric | value | n_gt`` with ``metric`` in
 ``wMAP``, ``mAP_large``, ``mAP_medium``, ``AP50``, ``AP`` and ``n_gt`` the ground-truth objects
@@ -24,9 +26,10 @@ from alkit.data.classes import CLASSES
 from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.ensemble.store import Ensemble
 from alkit.errors import ConfigError
+from alkit.evaluate.metrics import EvalResult
 from alkit.evaluate.predict import evaluate_model
 
-TEST_SETS = ("global", "night_heldout")
+TEST_SETS = ("global", "night_heldout", "night_test")
 #: metric name -> (column of ``EvalResult.table``, its ground-truth count column)
 METRICS = {
     "wMAP": ("wMAP", "n_gt"),
@@ -44,6 +47,13 @@ def evaluation_set_ids(world: Any, name: str, test_stride: int = 4) -> list[int]
         raise ConfigError(f"unknown test set {name!r}; choose from {list(TEST_SETS)}")
     if test_stride < 1:
         raise ConfigError(f"test_stride must be >= 1, got {test_stride}")
+    if name == "night_test":
+        if "night_test" not in [s.name for s in world.config.segments]:
+            raise ConfigError(
+                "test set 'night_test' needs a world with a night_test segment "
+                "(world profile 'night', or sessions={'night_test': 40})"
+            )
+        return list(world.segment_frame_ids("night_test"))[::test_stride]
     test = world.manifest(world.segment_frame_ids("test"))
     if name == "global":
         return test.frame_id.tolist()[::test_stride]
@@ -60,6 +70,25 @@ def evaluation_sets(
     return {name: CachedFrames(VirtualFrames(world, i)) for name, i in ids.items()}
 
 
+def describe_test_sets(world: Any, names: Sequence[str], test_stride: int = 4) -> pd.DataFrame:
+    """What each named test set can resolve: ``test_set | class | frames | sessions | objects |
+    tracks`` (boxes, and distinct objects: the same object in many frames of a drive is one
+    track). Renders the sets' frames once more (the world's frames carry their tracks)."""
+    rows = []
+    for name in names:
+        ids = evaluation_set_ids(world, name, test_stride)
+        frames = [world.frame(i) for i in ids]
+        sessions = {world.locate(i)[0] for i in ids}
+        for c, cls in enumerate(CLASSES):
+            tracks = {(f.meta.session_id, int(t)) for f in frames
+                      for t in f.tracks[f.labels == c]}  # fmt: skip
+            rows.append({"test_set": name, "class": cls, "frames": len(ids),
+                         "sessions": len(sessions),
+                         "objects": int(sum((f.labels == c).sum() for f in frames)),
+                         "tracks": len(tracks)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def model_of(ensemble: Ensemble, member: int = -1) -> Any:
     """``member = -1``: the ensemble as one detector (mean heatmaps); else that member."""
     if member == -1:
@@ -74,7 +103,12 @@ def evaluation_rows(
 ) -> pd.DataFrame:
     """COCO metrics of ``model`` (detecting ``classes``) on ``dataset``:
     ``class | metric | value | n_gt``."""
-    table = evaluate_model(model, dataset, batch_size=batch_size, classes=classes).table
+    return result_rows(evaluate_model(model, dataset, batch_size=batch_size, classes=classes))
+
+
+def result_rows(result: EvalResult) -> pd.DataFrame:
+    """An evaluation's per-class metrics as tidy rows: ``class | metric | value | n_gt``."""
+    table = result.table
     rows = [
         (cls, metric, float(table.at[cls, column]), int(table.at[cls, count]))
         for cls in table.index
@@ -138,6 +172,8 @@ __all__ = [
     "evaluation_table",
     "model_of",
     "per_class_table",
+    "result_rows",
     "evaluation_set_ids",
     "evaluation_sets",
+    "describe_test_sets",
 ]

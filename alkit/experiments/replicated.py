@@ -26,7 +26,9 @@ confidence intervals) and ``differences.png``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,15 +42,15 @@ from alkit.data.pool import Pool
 from alkit.ensemble.retrain import retrain
 from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
-from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
+from alkit.evaluate.predict import evaluate_model
+from alkit.evaluate.test_sets import describe_test_sets, evaluation_set_ids, result_rows
 from alkit.experiments.abtest import ABConfig, ab_setup, ab_train
+from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import (
     COMPARISONS,
-    BootstrapConfig,
     differences_figure,
     spearman,
     split_half_correlation,
-    verdicts_table,
 )
 from alkit.experiments.tables import REFERENCE
 from alkit.query.methods import check_methods
@@ -69,9 +71,12 @@ class ExperimentConfig:
     """The replicated experiment: ``ab`` = ``ABConfig`` fields of each world's run (world
     profile and sessions, ensemble, selection, retraining), then the replicates and the
     pre-registered analysis (``margin``: the equivalence band, AP points as fractions).
-    ``cost_matched``: also every arm at equal labelling seconds (``COST_MATCHED``)."""
+    ``cost_matched``: also every arm at equal labelling seconds (``COST_MATCHED``).
+    ``reference_train``: ``TrainConfig`` fields REFERENCE trains with instead of the members'
+    (e.g. more epochs: it is the model every arm improves; the ensemble only ranks frames)."""
 
     ab: Mapping = field(default_factory=dict)
+    reference_train: Mapping = field(default_factory=dict)
     world_seeds: tuple[int, ...] = (0, 1)
     pool_blocks: int = 2
     finetune_seeds: tuple[int, ...] = (0, 1)
@@ -160,30 +165,59 @@ def cost_matched_prefix(seconds: Sequence[float], budget: float) -> int:
     return n
 
 
-def _evaluated(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The evaluation saved at ``path``, made (and saved atomically) if absent."""
-    if not path.exists():
-        storage.atomic_write_parquet(make(), str(path))
-    return pd.read_parquet(path)
+def _evaluated(
+    out: Path, make: Callable[[], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(metrics rows, detections, truth)`` of one evaluation saved as ``out`` + ``.parquet``,
+    ``_detections.parquet``, ``_truth.parquet``; made (and saved atomically) if absent."""
+    paths = [out.with_name(out.name + suffix)
+             for suffix in (".parquet", "_detections.parquet", "_truth.parquet")]  # fmt: skip
+    if not all(p.exists() for p in paths):
+        for table, path in zip(make(), paths, strict=True):
+            storage.atomic_write_parquet(table, str(path))
+    return tuple(pd.read_parquet(p) for p in paths)
+
+
+def test_sessions(world, frame_ids: Sequence[int]) -> dict[int, int]:
+    """``{frame id: its driving session}`` of a test set's frames."""
+    return {int(f): int(world.locate(f)[0]) for f in frame_ids}
+
+
+@dataclass(frozen=True)
+class WorldRun:
+    """What one world seed gives: tidy ``results``, ``costs``, ``diagnostics``, the test set's
+    ``test_sets`` summary (frames, sessions, objects, tracks per class), the evaluations'
+    ``matches`` keyed ``(method, world_seed, pool_block, finetune_seed)`` and the test frames'
+    ``sessions``."""
+
+    results: pd.DataFrame
+    costs: pd.DataFrame
+    diagnostics: pd.DataFrame
+    test_sets: pd.DataFrame
+    matches: dict
+    sessions: dict[int, int]
 
 
 def run_world(
     config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One world seed: ``(results rows, cost rows)`` of every arm, block and fine-tuning seed."""
+) -> WorldRun:
+    """One world seed: every arm, block and fine-tuning seed (``WorldRun``)."""
     c = config.world(seed)
     setup = ab_setup(c, out_dir)
     trained = ab_train(setup, progress, log)
     log(f"world {seed}: TRAIN REFERENCE, a learner outside the ensemble")
-    ref_config = EnsembleConfig(1, c.model, c.train, c.batch_size, c.seed + c.n_members)
+    ref_train = {**dict(c.train), **dict(config.reference_train)}
+    ref_config = EnsembleConfig(1, c.model, ref_train, c.batch_size, c.seed + c.n_members)
     labelled = (setup.world, list(setup.initial_ids))
     reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
     ref_model = reference.ensemble.members[0]
-    sets = evaluation_sets(setup.world, [config.test_set], c.test_stride)
+    test_ids = evaluation_set_ids(setup.world, config.test_set, c.test_stride)
+    test = CachedFrames(VirtualFrames(setup.world, test_ids))
+    summary = describe_test_sets(setup.world, [config.test_set], c.test_stride)
     oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
     evals = out_dir / "evaluations"
     evals.mkdir(exist_ok=True)
-    results, costs, diagnostics = [], [], []
+    results, costs, diagnostics, matches = [], [], [], {}
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
         queried = query_pool(trained.ensemble, block, out_dir, config.arms, c.query(),
@@ -216,18 +250,39 @@ def run_world(
             for arm in (REFERENCE, *new):
                 part = new.get(arm, Subset(reference.frames, []))
 
-                def evaluate(part=part, arm=arm, b=b, f=f) -> pd.DataFrame:
+                def evaluate(part=part, arm=arm, b=b, f=f):
                     log(f"world {seed}, block {b}, fine-tuning seed {f}: {arm}")
                     model = retrain(ref_model, reference.frames, part, c.train, c.retraining(),
                                     seed=1000 * seed + 10 * b + f, batch_size=c.batch_size,
                                     progress=progress)  # fmt: skip
-                    return evaluation_table(model, sets, c.batch_size)
+                    result = evaluate_model(model, test, batch_size=c.batch_size, matches=True)
+                    dets, truth = result.matches
+                    keep = list(c.classes_of_interest)
+                    rows = result_rows(result).assign(test_set=config.test_set)
+                    return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
 
-                table = _evaluated(evals / f"block{b}_ft{f}_{arm}.parquet", evaluate)
+                table, dets, truth = _evaluated(evals / f"block{b}_ft{f}_{arm}", evaluate)
+                replicate = (arm, seed, b, f)
+                matches[replicate] = (dets, truth)
                 results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
                                             finetune_seed=f))  # fmt: skip
     diag = pd.concat(diagnostics, ignore_index=True) if diagnostics else pd.DataFrame()
-    return pd.concat(results, ignore_index=True), pd.DataFrame(costs), diag
+    return WorldRun(
+        results=pd.concat(results, ignore_index=True),
+        costs=pd.DataFrame(costs),
+        diagnostics=diag,
+        test_sets=summary.assign(world_seed=seed),
+        matches=matches,
+        sessions=test_sessions(setup.world, test_ids),
+    )
+
+
+def _run_world_alone(config: ExperimentConfig, seed: int, out_dir: Path) -> WorldRun:
+    """``run_world`` in a worker process of its own, on one CPU thread, logging by line."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_world(config, seed, out_dir, False, print)
 
 
 def run_experiment(
@@ -235,8 +290,12 @@ def run_experiment(
     out_dir: str | Path,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> dict[str, pd.DataFrame]:
-    """Every world seed (``run_world``), then the verdicts; see the module docstring."""
+    """Every world seed (``run_world``), then the verdicts; see the module docstring.
+    ``workers`` > 1: that many world seeds at once, each in its own process on one CPU thread
+    (on a 2-core CPU two single-threaded trainings do about 1.4x the work of one on two
+    threads; floating-point sums may then differ in their last bits from a one-worker run)."""
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig(**dict(config))
     out = Path(out_dir)
@@ -246,25 +305,37 @@ def run_experiment(
     if saved.exists() and json.loads(saved.read_text()) != plain:
         raise ConfigError(f"{saved} holds another configuration; use a new run folder")
     storage.atomic_write_json(str(saved), plain)
-    parts = [run_world(config, s, out / f"world_{s}", progress, log) for s in config.world_seeds]
-    results = pd.concat([p[0] for p in parts], ignore_index=True)
+    if workers > 1 and len(config.world_seeds) > 1:
+        log(f"{len(config.world_seeds)} world seeds, {workers} at a time in worker processes")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            jobs = [pool.submit(_run_world_alone, config, s, out / f"world_{s}")
+                    for s in config.world_seeds]  # fmt: skip
+            parts = [job.result() for job in jobs]
+    else:
+        parts = [run_world(config, s, out / f"world_{s}", progress, log)
+                 for s in config.world_seeds]  # fmt: skip
+    results = pd.concat([p.results for p in parts], ignore_index=True)
     results = results[["method", *LEVELS, "class", "metric", "value", "n_gt"]]
-    costs = pd.concat([p[1] for p in parts], ignore_index=True)
-    diagnostics = pd.concat([p[2] for p in parts], ignore_index=True)
+    costs = pd.concat([p.costs for p in parts], ignore_index=True)
+    diagnostics = pd.concat([p.diagnostics for p in parts], ignore_index=True)
+    test_sets = pd.concat([p.test_sets for p in parts], ignore_index=True)
     classes = list(config.world(config.world_seeds[0]).classes_of_interest)
-    primary = results[results.metric.isin(PRIMARY) & results["class"].isin(classes)]
-    primary = primary.dropna(subset=["value"]).drop(columns="n_gt")  # NaN: no object of it
     comparisons = [(a, b) for a, b in COMPARISONS if {a, b} <= {REFERENCE, *config.arms}]
     if config.cost_matched:
         comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]
-    bootstrap = BootstrapConfig(n_resamples=config.n_resamples)
-    verdicts = verdicts_table(primary, list(LEVELS), comparisons, config.margin, bootstrap)
-    storage.atomic_write_text(str(out / "results.csv"), results.to_csv(index=False))
-    storage.atomic_write_text(str(out / "costs.csv"), costs.to_csv(index=False))
-    storage.atomic_write_text(str(out / "diagnostics.csv"), diagnostics.to_csv(index=False))
-    storage.atomic_write_text(str(out / "verdicts.csv"), verdicts.to_csv(index=False))
+    log(f"bootstrap: {config.n_resamples} resamples of world seeds, pool blocks, test sessions")
+    verdicts = session_bootstrap(
+        {k: v for p in parts for k, v in p.matches.items()},
+        {s: p.sessions for s, p in zip(config.world_seeds, parts, strict=True)},
+        comparisons, classes, config.margin, config.n_resamples,
+    )  # fmt: skip
+    tables = {"results": results, "costs": costs, "diagnostics": diagnostics,
+              "test_sets": test_sets, "verdicts": verdicts}  # fmt: skip
+    for name, table in tables.items():
+        storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
     differences_figure(verdicts, config.margin).savefig(out / "differences.png", dpi=110)
-    return {"results": results, "costs": costs, "verdicts": verdicts, "diagnostics": diagnostics}
+    return tables
 
 
 __all__ = [

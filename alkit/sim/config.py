@@ -110,14 +110,29 @@ class WorldConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-#: Image sizes per profile: ``quick`` learns on 2 CPU cores in minutes, ``full`` is for GPUs.
-PROFILE_SIZES: dict[str, tuple[int, int]] = {"quick": (96, 160), "full": (384, 640)}
+#: Image sizes per profile: ``quick`` learns on 2 CPU cores in minutes, ``full`` is for GPUs;
+#: ``night`` is the replicated experiment's world (``experiment_world``).
+PROFILE_SIZES: dict[str, tuple[int, int]] = {
+    "quick": (96, 160),
+    "full": (384, 640),
+    "night": (96, 160),
+}
 
 #: Sessions per segment per profile. The pool is about 100x the labelling budget.
 PROFILE_SESSIONS: dict[str, dict[str, int]] = {
     "quick": {"initial": 40, "pool": 100, "test": 20},
     "full": {"initial": 600, "pool": 2000, "test": 200},
+    "night": {"initial": 40, "pool": 100, "test": 20, "night_test": 40},
 }
+
+#: The initial (labelled) segment's mix of day, dusk and night drives per profile.
+INITIAL_TIME_OF_DAY: dict[str, tuple[float, float, float]] = {
+    "quick": (0.85, 0.10, 0.05),
+    "full": (0.85, 0.10, 0.05),
+    "night": (0.40, 0.10, 0.50),
+}
+
+SEGMENTS = ("initial", "pool", "test", "night_test")
 
 
 def experiment_world(profile: str = "quick", seed: int = 0, **sessions: int) -> WorldConfig:
@@ -127,22 +142,28 @@ def experiment_world(profile: str = "quick", seed: int = 0, **sessions: int) -> 
     ``pool``: 10% day / 20% dusk / 70% night, with more urban drives; selection restricts it to
     night frames by metadata, as the seed restricted its pool by tags.
     ``test``: a global test set, mostly day (60% day, 15% dusk, 25% night).
+    ``night_test`` (when it has sessions): night drives only, never labelled or selected, for a
+    night test set large enough to resolve small differences.
+
+    Profile ``night`` (the replicated experiment's world) labels half night drives in the
+    initial set (the seed's 850k initial frames held few night frames, which is still
+    thousands; 5% of 40 drives is 2 drives, 100 labelled frames) and adds 40 night test drives;
+    everything else is ``quick``'s.
     Override session counts with keyword arguments, e.g. ``experiment_world("quick", pool=20)``.
     """
     if profile not in PROFILE_SIZES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILE_SIZES)}")
-    counts = {**PROFILE_SESSIONS[profile], **sessions}
-    unknown = set(counts) - {"initial", "pool", "test"}
+    counts = {"night_test": 0, **PROFILE_SESSIONS[profile], **sessions}
+    unknown = set(counts) - set(SEGMENTS)
     if unknown:
-        raise ConfigError(f"unknown segment(s) {sorted(unknown)}; use initial, pool, test")
+        raise ConfigError(f"unknown segment(s) {sorted(unknown)}; use {', '.join(SEGMENTS)}")
     h, w = PROFILE_SIZES[profile]
-    return WorldConfig(
-        seed=seed,
-        image_height=h,
-        image_width=w,
-        segments=(
-            SegmentSpec("initial", counts["initial"], (0.85, 0.10, 0.05), (0.25, 0.45, 0.30)),
-            SegmentSpec("pool", counts["pool"], (0.10, 0.20, 0.70), (0.15, 0.55, 0.30)),
-            SegmentSpec("test", counts["test"], (0.60, 0.15, 0.25), (0.25, 0.45, 0.30)),
-        ),
-    )
+    segments = [
+        SegmentSpec("initial", counts["initial"], INITIAL_TIME_OF_DAY[profile], (0.25, 0.45, 0.30)),
+        SegmentSpec("pool", counts["pool"], (0.10, 0.20, 0.70), (0.15, 0.55, 0.30)),
+        SegmentSpec("test", counts["test"], (0.60, 0.15, 0.25), (0.25, 0.45, 0.30)),
+    ]
+    if counts["night_test"]:  # only then: the worlds without it keep their config and hash
+        segments.append(SegmentSpec("night_test", counts["night_test"], (0.0, 0.0, 1.0),
+                                    (0.25, 0.45, 0.30)))  # fmt: skip
+    return WorldConfig(seed=seed, image_height=h, image_width=w, segments=tuple(segments))

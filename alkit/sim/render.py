@@ -46,12 +46,15 @@ class SessionScene:
 
 @dataclass(frozen=True)
 class RenderedFrame:
-    """Pixels and labels. ``boxes`` ``(N, 4)`` xywh px; ``labels`` ``(N,)``; ``tags`` per box."""
+    """Pixels and labels. ``boxes`` ``(N, 4)`` xywh px; ``labels`` ``(N,)``; ``tags`` per box;
+    ``tracks`` ``(N,)``: which object of the drive each box is (``object * 8 + part``), the
+    same in every frame of the session (distinct objects, not boxes, measure a test set)."""
 
     image: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
     tags: tuple[tuple[str, ...], ...]
+    tracks: np.ndarray
 
 
 def session_scene(cam: Camera, grid, plan: SessionPlan, layout: RoadLayout) -> SessionScene:
@@ -126,7 +129,7 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
             gid = len(parts)
             ids[sl][pm] = gid
             parts.append({"cls": cls, "tags": tags, "box": sprite.extents[p], "drawn": drawn,
-                          "contrast": contrast})  # fmt: skip
+                          "contrast": contrast, "track": int(k) * 8 + int(p)})  # fmt: skip
         ids[sl][sprite.part == -1] = -1
         win[painted] = rad[painted]
         depth[sl][painted] = zs[k]
@@ -158,7 +161,7 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
     image = (np.sqrt(np.clip(signal, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)  # (H, W, 3)
 
     counts = np.bincount(ids.ravel() + 1, minlength=len(parts) + 1)[1:]  # (P,)
-    boxes, labels, tags_out = [], [], []
+    boxes, labels, tags_out, tracks = [], [], [], []
     min_side = 2.0 * H / 96.0
     for gid, part in enumerate(parts):
         bx0, by0, bx1, by1 = part["box"]
@@ -178,11 +181,13 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
         boxes.append((cx0, cy0, w, h))
         labels.append(part["cls"])
         tags_out.append(tuple(tags))
+        tracks.append(part["track"])
     return RenderedFrame(
         image=image,
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
         labels=np.asarray(labels, np.int64),
         tags=tuple(tags_out),
+        tracks=np.asarray(tracks, np.int64),
     )
 
 

@@ -156,6 +156,7 @@ class World:
             labels=out.labels,
             meta=self._meta(session, index, seg, scene.plan.conditions),
             attributes=out.tags,
+            tracks=out.tracks,
         )
 
     def image(self, frame_id: int) -> np.ndarray:

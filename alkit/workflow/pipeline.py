@@ -164,7 +164,7 @@ def run_recipe(
 
     steps = recipe_steps(recipe)
     overrides = dict(overrides or {})
-    values = profile_parameters(profile, own_data=bool(overrides.get("labelled")))
+    values = profile_parameters(profile, bool(overrides.get("labelled")), recipe)
     run_dir = Path(run_dir).resolve()
     notebooks = Path(notebooks_dir or NOTEBOOKS).resolve()
     sources = {s.name: notebooks / f"{s.notebook}.ipynb" for s in steps}

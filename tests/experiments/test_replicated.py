@@ -79,7 +79,12 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
     assert set(verdicts.comparison) <= names
     assert set(verdicts.verdict) <= set(VERDICTS) and len(verdicts)
     assert ((verdicts.ci_low <= verdicts["diff"]) & (verdicts["diff"] <= verdicts.ci_high)).all()
-    for name in ("results.csv", "costs.csv", "diagnostics.csv", "verdicts.csv", "differences.png"):
+    assert set(verdicts.metric) == {"AP50", "wMAP50"}  # at IoU 0.5, test sessions resampled
+    test_sets = out["test_sets"].set_index("class")
+    assert test_sets.loc["person", "tracks"] <= test_sets.loc["person", "objects"]
+    assert (test_sets.sessions == 2).all()  # the tiny world's 2 test drives
+    for name in ("results.csv", "costs.csv", "diagnostics.csv", "verdicts.csv", "test_sets.csv",
+                 "differences.png"):  # fmt: skip
         assert (tmp_path / name).exists()
     again = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
     pd.testing.assert_frame_equal(again["results"], results)  # evaluations reused

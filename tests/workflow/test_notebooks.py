@@ -73,7 +73,9 @@ def test_parameters_are_documented_plain_values_with_quick_defaults(path: Path):
         for n in ast.parse(cell.source).body
     ]
     assert list(params) == assigned, "every line of the parameters cell is one parameter"
-    quick = profile_parameters("quick")
+    recipes = [r for r, steps in RECIPES.items() if path.stem in {s.notebook for s in steps}]
+    recipe = recipes[0] if recipes else ""
+    quick = profile_parameters("quick", recipe=recipe)  # a recipe's own profile values too
     for name, p in params.items():
         assert p["help"], f"{name} has no help comment"
         value = ast.literal_eval(p["default"])  # plain values only
@@ -141,6 +143,21 @@ def test_rounds_notebook_draws_learning_curves(tmp_path: Path):
     curves = (step.out_dir / "curves.csv").read_text().splitlines()
     assert curves[0] == "method,round,labelled_frames,class,metric,value,test_set,n_gt"
     assert {line.split(",")[0] for line in curves[1:]} == {"AL", "RANDOM", "MANUAL"}
+
+
+@pytest.mark.slow
+def test_experiment_recipe_writes_verdicts_and_the_figure(tmp_path: Path):
+    overrides = {"arms": ["AL", "RANDOM-night", "MANUAL"]}  # the tiny profile, three arms
+    result = run_recipe("experiment", tmp_path / "exp", "tiny", overrides, progress=False,
+                        log=lambda _: None)  # fmt: skip
+    step = result.step("40_experiment")
+    outputs = _outputs_of_types(step.notebook)
+    assert not any("error" in kinds for kinds in outputs.values())
+    assert "image/png" in outputs["exp40-08"]  # the differences with their intervals
+    verdicts = (step.out_dir / "verdicts.csv").read_text().splitlines()
+    assert verdicts[0] == "comparison,class,metric,diff,ci_low,ci_high,verdict"
+    assert {line.split(",")[0] for line in verdicts[1:]} == {"AL vs RANDOM-night", "AL vs MANUAL"}
+    assert (step.out_dir / "test_sets.csv").exists()
 
 
 @pytest.mark.slow
