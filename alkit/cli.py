@@ -74,6 +74,7 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job: the seed's A/B test on the embedded world, as the ``ab`` recipe."""
     import pandas as pd
 
+    from alkit.experiments.abtest import ab_verdicts
     from alkit.experiments.tables import seed_table
 
     start = time.perf_counter()
@@ -96,6 +97,19 @@ def _demo(args: argparse.Namespace) -> int:
         print(wmap.to_string(index=False))
         print("\nWhat each selection holds (objects per class, sessions, cost):")
         print(analysis.to_string())
+        results = pd.read_csv(step.out_dir / "results.csv")
+        classes = sorted(set(summary["class"]))
+        verdicts = ab_verdicts(results, classes)
+        splits = results.split.nunique()
+        print("\nPaired differences (absolute AP, night_heldout) with 95% confidence intervals")
+        print(f"over the {splits} splits; verdicts by the rules fixed in advance (win / loss /")
+        print("equivalent within +-0.02 AP / inconclusive):")
+        if verdicts.empty:
+            print("(none: night_heldout holds no object of the classes of interest)")
+        else:
+            print(verdicts.round(4).to_string(index=False))
+        print("These rest on one world, one ensemble and one test set: the demo is not powered to")
+        print("tell the arms apart. The powered one is `python -m alkit experiment` (README).")
     minutes = (time.perf_counter() - start) / 60
     print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0

@@ -24,7 +24,7 @@ config's seeds.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from alkit.ensemble.retrain import RetrainConfig, retrain
 from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError, check_known_fields
 from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
+from alkit.experiments.stats import verdicts_table
 from alkit.experiments.tables import (
     REFERENCE,
     RESULT_COLUMNS,
@@ -302,6 +303,27 @@ def ab_evaluate(
 
 
 # 6 REPORT -------------------------------------------------------------------------------------
+#: The A/B test's comparisons, first arm minus second (RANDOM-night and COUNT are arms of the
+#: replicated experiment, ``alkit.experiments.replicated``).
+AB_COMPARISONS = (("AL", "MANUAL"), ("AL", "METADATA"), ("AL", "RANDOM"), ("AL", REFERENCE))
+
+
+def ab_verdicts(
+    results: pd.DataFrame, classes: Sequence[str], test_set: str = "night_heldout",
+    margin: float = 0.02,
+) -> pd.DataFrame:  # fmt: skip
+    """Paired differences (absolute) of AP@0.5 and wMAP on ``test_set``, paired by split, with
+    95% bootstrap intervals over the splits and the pre-registered verdicts
+    (``stats.verdicts_table``). They rest on ``n_splits`` units of one world, one ensemble and
+    one test set, without the test set's own sampling noise: not powered; the replicated
+    experiment is."""
+    part = results[(results.test_set == test_set) & results.metric.isin(["AP50", "wMAP"])
+                   & results["class"].isin(list(classes))].dropna(subset=["value"])  # fmt: skip
+    comparisons = [(a, b) for a, b in AB_COMPARISONS if {a, b} <= set(part.method)]
+    table = part[["method", "split", "class", "metric", "value"]]
+    return verdicts_table(table, ["split"], comparisons, margin)
+
+
 def ab_report(setup: ABSetup, results: pd.DataFrame) -> ABResult:
     """Summary, gains, seed-style tables and figures from ``results`` (``ab_evaluate``)."""
     c, run = setup.config, setup.run_dir

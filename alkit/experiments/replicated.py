@@ -325,13 +325,14 @@ def run_experiment(
     if config.cost_matched:
         comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]
     log(f"bootstrap: {config.n_resamples} resamples of world seeds, pool blocks, test sessions")
-    verdicts = session_bootstrap(
+    boot = session_bootstrap(
         {k: v for p in parts for k, v in p.matches.items()},
         {s: p.sessions for s, p in zip(config.world_seeds, parts, strict=True)},
         comparisons, classes, config.margin, config.n_resamples,
     )  # fmt: skip
+    verdicts = boot.verdicts
     tables = {"results": results, "costs": costs, "diagnostics": diagnostics,
-              "test_sets": test_sets, "verdicts": verdicts}  # fmt: skip
+              "test_sets": test_sets, "verdicts": verdicts, "power": boot.power}  # fmt: skip
     for name, table in tables.items():
         storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
     differences_figure(verdicts, config.margin).savefig(out / "differences.png", dpi=110)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,17 @@ class ClassMatches:
         return np.array([ap["all"], size_weighted(ap, counts)])
 
 
+@dataclass(frozen=True)
+class SessionBootstrap:
+    """``verdicts`` (``stats.VERDICT_COLUMNS``) and ``power``: per comparison, class and metric
+    the bootstrap standard error ``se`` of the difference and ``mdd_80``, the smallest true
+    difference this design detects with 80% power at the 5% two-sided level,
+    ``(z_0.975 + z_0.8) * se`` (normal approximation)."""
+
+    verdicts: pd.DataFrame
+    power: pd.DataFrame
+
+
 def session_bootstrap(
     matches: Mapping[tuple[str, int, int, int], tuple[pd.DataFrame, pd.DataFrame]],
     sessions: Mapping[int, Mapping[int, int]],
@@ -81,8 +93,9 @@ def session_bootstrap(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> pd.DataFrame:
-    """Verdicts (``stats.VERDICT_COLUMNS``, metrics ``SESSION_METRICS``) of ``comparisons`` from
+) -> SessionBootstrap:
+    """Verdicts (``stats.VERDICT_COLUMNS``, metrics ``SESSION_METRICS``) and power of
+    ``comparisons`` from
     ``matches[(method, world_seed, pool_block, finetune_seed)] = (detections, truth)`` and
     ``sessions[world_seed] = {test image id: session id}`` (see the module docstring)."""
     keys = list(matches)
@@ -144,7 +157,10 @@ def session_bootstrap(
     samples = np.stack(samples)  # (n_resamples, comparisons, classes, metrics)
     tail = (1.0 - level) / 2 * 100
     low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
-    rows = []
+    se = np.nanstd(samples, axis=0, ddof=1)
+    z = NormalDist()
+    factor = z.inv_cdf(0.975) + z.inv_cdf(0.8)
+    rows, power = [], []
     for i, (a, b) in enumerate(comparisons):
         for j, c in enumerate(classes):
             for k, metric in enumerate(SESSION_METRICS):
@@ -153,7 +169,12 @@ def session_bootstrap(
                     continue  # the class has no object in the test set
                 rows.append([comparison_name(a, b), c, metric, float(observed[i, j, k]), lo, hi,
                              verdict(lo, hi, margin)])  # fmt: skip
-    return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+                power.append([comparison_name(a, b), c, metric, float(se[i, j, k]),
+                              float(factor * se[i, j, k])])  # fmt: skip
+    return SessionBootstrap(
+        verdicts=pd.DataFrame(rows, columns=list(VERDICT_COLUMNS)),
+        power=pd.DataFrame(power, columns=["comparison", "class", "metric", "se", "mdd_80"]),
+    )
 
 
-__all__ = ["SESSION_METRICS", "ClassMatches", "session_bootstrap"]
+__all__ = ["SESSION_METRICS", "ClassMatches", "SessionBootstrap", "session_bootstrap"]

@@ -26,6 +26,8 @@ def test_demo_runs_the_ab_recipe_and_prints_the_seed_table(tmp_path: Path, capsy
     assert "Relative improvement over REFERENCE, night test set" in out
     for method in ("REFERENCE", "AL", "MANUAL", "RANDOM", "METADATA"):
         assert f"\n{method} " in out, method
+    assert "95% confidence intervals" in out  # the tiny world's night test: no objects, no rows
+    assert "not powered" in out and "python -m alkit experiment" in out
     report = Path(out.split("report: ")[1].split()[0])
     assert report.exists() and report.suffix == ".html"
     # a second demo finds every step cached and prints the same table
