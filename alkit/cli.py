@@ -201,6 +201,13 @@ def _experiment(args: argparse.Namespace) -> int:
         print("\nPaired differences (absolute AP) with 95% confidence intervals; verdicts by the")
         print("rules fixed in advance (win / loss / equivalent within the margin / inconclusive):")
         print(verdicts.round(4).to_string(index=False))
+        power = pd.read_csv(step.out_dir / "power.csv")
+        print("\nThe smallest true difference detectable with 80% power (mdd_80; se: the")
+        print("bootstrap standard error of the difference):")
+        print(power.round(4).to_string(index=False))
+        test_sets = pd.read_csv(step.out_dir / "test_sets.csv")
+        print("\nThe test set: frames, drives, objects and distinct objects (tracks) per class:")
+        print(test_sets.to_string(index=False))
         print("\nLabelling cost of each selection (mean over worlds and pool blocks):")
         print(costs.groupby("method")[["frames", "boxes", "seconds"]].mean().to_string())
     minutes = (time.perf_counter() - start) / 60

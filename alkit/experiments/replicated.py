@@ -14,17 +14,21 @@ labelling seconds in that block (equal cost instead of equal frames). Every
 model is evaluated on ``test_set``. One replicate is (world seed, pool block, fine-tuning
 seed); arms are paired within it.
 
-Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, selections, one
-parquet per evaluation: a rerun skips what is there), ``results.csv`` (tidy: ``method,
-world_seed, pool_block, finetune_seed, class, metric, value, n_gt``), ``costs.csv``
-(frames, boxes, labelling seconds per selection), ``diagnostics.csv`` (``signal_diagnostics``:
-is the frame score reliable, and does it follow objects and hard cases?), ``verdicts.csv``
-(``alkit.experiments.stats.verdicts_table``: paired differences of AP@0.5 and wMAP with 95%
-confidence intervals) and ``differences.png``.
+Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, selections, per
+evaluation its metrics and its matches at IoU 0.5: a rerun skips what is there),
+``results.csv`` (tidy: ``method, world_seed, pool_block, finetune_seed, class, metric, value,
+n_gt``; ``wMAP`` and ``AP`` there are over IoU 0.5:0.95), ``costs.csv`` (frames, boxes,
+labelling seconds per selection), ``diagnostics.csv`` (``signal_diagnostics``: is the frame
+score reliable, and does it follow objects and hard cases?), ``test_sets.csv`` (frames,
+drives, objects and tracks per class), ``verdicts.csv`` and ``power.csv``
+(``alkit.experiments.session_bootstrap``: paired differences of AP@0.5 and wMAP@0.5 with 95%
+confidence intervals from a bootstrap of world seeds, pool blocks and test sessions; the
+80%-power minimum detectable difference) and ``differences.png``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
@@ -282,7 +286,7 @@ def _run_world_alone(config: ExperimentConfig, seed: int, out_dir: Path) -> Worl
     import torch
 
     torch.set_num_threads(1)
-    return run_world(config, seed, out_dir, False, print)
+    return run_world(config, seed, out_dir, False, functools.partial(print, flush=True))
 
 
 def run_experiment(
@@ -339,6 +343,16 @@ def run_experiment(
     return tables
 
 
+def reanalyse(out_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
+    """The analysis of a finished run in ``out_dir`` again, with this code's tables (e.g.
+    ``power.csv`` for a run made before it existed): its configuration is read back and every
+    model, score and evaluation is reused; nothing trains."""
+    saved = Path(out_dir) / "experiment_config.json"
+    if not saved.exists():
+        raise ConfigError(f"{saved} not found: {out_dir} holds no experiment")
+    return run_experiment(ExperimentConfig(**json.loads(saved.read_text())), out_dir, False, log)
+
+
 __all__ = [
     "ARMS",
     "COST_MATCHED",
@@ -348,6 +362,7 @@ __all__ = [
     "ExperimentConfig",
     "cost_matched_prefix",
     "pool_blocks",
+    "reanalyse",
     "run_experiment",
     "signal_diagnostics",
 ]

@@ -27,12 +27,10 @@ units, as in a replicated experiment where worlds differ, it is about right.
 nearly unbiased when there are enough top-level units, too narrow with very few).
 
 **AP over test sessions**: AP is not a mean over frames, so resampling test sessions properly
-means recomputing AP from the detections of the drawn sessions. This module does not take
-detections: to resample test sessions, pass per-session metric values with the session as the
-last level, and the estimate becomes the mean of per-session APs (a different, noisier
-estimand than the AP of the pooled test set; sessions where a class has no object have no AP
-and must be dropped first). Without a session level, test-set sampling noise is not in the
-interval, and the table should say so.
+means recomputing AP from the detections of the drawn sessions: that is
+``alkit.experiments.session_bootstrap`` (the replicated experiment's verdicts). This module
+takes one metric value per replicate, so test-set sampling noise is not in its intervals (the
+A/B demo's ``ab_verdicts`` says so).
 
 **Verdicts** (fixed in advance, applied in this order to the interval ``[low, high]``):
 ``win`` if ``low > 0``; ``loss`` if ``high < 0``; ``equivalent`` if
