@@ -99,19 +99,26 @@ def metrics(
     """``{"AP50": ..., "wMAP50": ...}`` of class ``cls`` from ``match_tables``' tables, each
     image counted ``image_weights[image_id]`` times (absent: 0) or once when ``None``."""
     d = detections[detections["class"] == cls]
+    d = d.iloc[np.argsort(-d.score.to_numpy(), kind="mergesort")]
     g = truth[truth["class"] == cls]
     if image_weights is None:
         wd, wg = None, np.ones(len(g))
     else:
         wd = d.image_id.map(image_weights).fillna(0.0).to_numpy(float)
         wg = g.image_id.map(image_weights).fillna(0.0).to_numpy(float)
-    scores = d.score.to_numpy()
-    ap = {}
-    counts = {}
-    for r in RANGES:
-        counts[r] = float((g[r].to_numpy() * wg).sum())
-        ap[r] = average_precision(scores, d[r].to_numpy(), counts[r], wd)
-    return {"AP50": ap["all"], "wMAP50": size_weighted(ap, counts)}
+    counts = (g[list(RANGES)].to_numpy(float).T * wg).sum(axis=1)  # (4,)
+    ap50, wmap50 = sorted_metrics(d[list(RANGES)].to_numpy(np.int8).T, counts, wd)
+    return {"AP50": float(ap50), "wMAP50": float(wmap50)}
+
+
+def sorted_metrics(
+    codes: np.ndarray, counts: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """``[AP50, wMAP50]`` of detections in descending score order: ``codes`` ``(4, D)`` per
+    range of ``RANGES``, ``counts`` ``(4,)`` non-ignored objects per range (weighted),
+    ``weights`` ``(D,)`` per detection or ``None``."""
+    ap = {r: sorted_average_precision(codes[i], counts[i], weights) for i, r in enumerate(RANGES)}
+    return np.array([ap["all"], size_weighted(ap, dict(zip(RANGES, counts, strict=True)))])
 
 
 def size_weighted(ap: Mapping[str, float], counts: Mapping[str, float]) -> float:
@@ -130,4 +137,5 @@ __all__ = [
     "metrics",
     "size_weighted",
     "sorted_average_precision",
+    "sorted_metrics",
 ]

@@ -66,8 +66,6 @@ from alkit.sim.experiment import visible_objects
 ARMS = ("AL", "AL-div", "RANDOM-night", "RANDOM", "METADATA", "MANUAL", "COUNT")
 #: The replicate levels, top first (``alkit.experiments.stats``).
 LEVELS = ("world_seed", "pool_block", "finetune_seed")
-#: The primary metrics (IoU 0.5 for AP50; wMAP as ``alkit.evaluate.metrics`` defines it).
-PRIMARY = ("AP50", "wMAP")
 
 
 @dataclass(frozen=True)
@@ -358,7 +356,6 @@ __all__ = [
     "COST_MATCHED",
     "HARD_TAGS",
     "LEVELS",
-    "PRIMARY",
     "ExperimentConfig",
     "cost_matched_prefix",
     "pool_blocks",

@@ -23,14 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from alkit.errors import DataError
-from alkit.evaluate.matches import RANGES, size_weighted, sorted_average_precision
-from alkit.experiments.stats import VERDICT_COLUMNS, comparison_name, verdict
+from alkit.evaluate.matches import RANGES, sorted_metrics
+from alkit.experiments.stats import (
+    VERDICT_COLUMNS,
+    comparison_name,
+    minimum_detectable_difference,
+    verdict,
+)
 
 #: The metrics this bootstrap recomputes (AP at IoU 0.5; wMAP of the buckets' AP at IoU 0.5).
 SESSION_METRICS = ("AP50", "wMAP50")
@@ -67,10 +71,7 @@ class ClassMatches:
         """``[AP50, wMAP50]``, each test session counted ``session_weights[s]`` times."""
         w = None if session_weights is None else session_weights[self.session]  # (D,)
         gw = 1.0 if session_weights is None else session_weights[self.truth_session]  # (G,)
-        counts = dict(zip(RANGES, (self.truth_counts * gw).sum(axis=1), strict=True))
-        ap = {r: sorted_average_precision(self.codes[i], counts[r], w)
-              for i, r in enumerate(RANGES)}  # fmt: skip
-        return np.array([ap["all"], size_weighted(ap, counts)])
+        return sorted_metrics(self.codes, (self.truth_counts * gw).sum(axis=1), w)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class SessionBootstrap:
     """``verdicts`` (``stats.VERDICT_COLUMNS``) and ``power``: per comparison, class and metric
     the bootstrap standard error ``se`` of the difference and ``mdd_80``, the smallest true
     difference this design detects with 80% power at the 5% two-sided level,
-    ``(z_0.975 + z_0.8) * se`` (normal approximation)."""
+    ``(z_0.975 + z_0.8) * se`` (``stats.minimum_detectable_difference`` with the bootstrap
+    standard error as the design's)."""
 
     verdicts: pd.DataFrame
     power: pd.DataFrame
@@ -158,8 +160,6 @@ def session_bootstrap(
     tail = (1.0 - level) / 2 * 100
     low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
     se = np.nanstd(samples, axis=0, ddof=1)
-    z = NormalDist()
-    factor = z.inv_cdf(0.975) + z.inv_cdf(0.8)
     rows, power = [], []
     for i, (a, b) in enumerate(comparisons):
         for j, c in enumerate(classes):
@@ -170,7 +170,7 @@ def session_bootstrap(
                 rows.append([comparison_name(a, b), c, metric, float(observed[i, j, k]), lo, hi,
                              verdict(lo, hi, margin)])  # fmt: skip
                 power.append([comparison_name(a, b), c, metric, float(se[i, j, k]),
-                              float(factor * se[i, j, k])])  # fmt: skip
+                              minimum_detectable_difference(float(se[i, j, k]), 1)])  # fmt: skip
     return SessionBootstrap(
         verdicts=pd.DataFrame(rows, columns=list(VERDICT_COLUMNS)),
         power=pd.DataFrame(power, columns=["comparison", "class", "metric", "se", "mdd_80"]),
