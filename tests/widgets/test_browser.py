@@ -44,10 +44,14 @@ CHROMIUM_ARGS = [
 NOTEBOOK = "20_explore_selection"
 #: Seconds: JupyterLab answering, the page loading, all cells running (2 shared CPU cores).
 LAB_START_S, PAGE_LOAD_S, RUN_ALL_S, CLICK_S = 90, 90, 180, 60
-#: JupyterLab user settings: no news or update checks (no network), every cell in the DOM.
+#: JupyterLab user settings: no news or update checks (no network), every cell in the DOM,
+#: and the notebook's kernel started without asking (no "Select Kernel" dialog in the way).
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
-    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,
+    },
 }
 
 
@@ -191,13 +195,26 @@ def screenshots(tmp_path: Path):
             shutil.copy2(png, Path(target) / png.name)
 
 
+def _dismiss(dialog) -> None:
+    """Accept a JupyterLab dialog; one that stays open (no accept button, or a click that
+    landed while it was still building) is closed with Escape."""
+    accept = dialog.locator(".jp-mod-accept")
+    with contextlib.suppress(Exception):
+        if accept.count():
+            accept.first.click(timeout=5_000)
+            dialog.wait_for(state="hidden", timeout=5_000)
+            return
+    with contextlib.suppress(Exception):
+        dialog.page.keyboard.press("Escape")
+
+
 def _wait_visible_accepting_dialogs(page, locator, seconds: float) -> None:
     """Wait until ``locator`` is visible, accepting any JupyterLab dialog in the way."""
     deadline = time.monotonic() + seconds
     while not locator.first.is_visible():
-        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        dialog = page.locator(".jp-Dialog")
         if dialog.count():
-            dialog.first.click()
+            _dismiss(dialog.first)
         assert time.monotonic() < deadline, f"{locator} did not become visible in {seconds} s"
         page.wait_for_timeout(500)
 
@@ -213,9 +230,9 @@ def _run_all_cells(page) -> None:
     idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     deadline = time.monotonic() + PAGE_LOAD_S
     while not idle.count():
-        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        dialog = page.locator(".jp-Dialog")
         if dialog.count():
-            dialog.first.click()
+            _dismiss(dialog.first)
         assert time.monotonic() < deadline, "the kernel did not become idle"
         page.wait_for_timeout(500)
     run_menu = page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$"))
@@ -247,11 +264,10 @@ def test_clicking_a_thumbnail_opens_the_frame_in_the_viewer(lab: Lab, screenshot
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1200})
         page.set_default_timeout(30_000)
-        # JupyterLab may open its "Select Kernel" dialog at any moment while it starts (seen
-        # after the kernel already showed idle): accept it whenever it blocks an action
-        page.add_locator_handler(
-            page.locator(".jp-Dialog"), lambda dialog: dialog.locator(".jp-mod-accept").click()
-        )
+        # JupyterLab may open a dialog at any moment while it starts (a "Select Kernel" was
+        # seen after the kernel already showed idle): dismiss it whenever it blocks an action;
+        # no_wait_after lets the handler run again if one click did not close it (seen in CI)
+        page.add_locator_handler(page.locator(".jp-Dialog"), _dismiss, no_wait_after=True)
         try:
             page.goto(lab.url, wait_until="domcontentloaded", timeout=PAGE_LOAD_S * 1000)
             page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=PAGE_LOAD_S * 1000)
