@@ -62,6 +62,7 @@ def _recipe_step(args: argparse.Namespace, recipe: str, step: str, **kwargs: Any
 
     try:
         overrides = parse_assignments(args.param) | _device_overrides(args)
+        overrides |= getattr(args, "extra", {})
         result = run_recipe(recipe, args.run_dir, args.profile, overrides, log_output=True,
                             **kwargs)  # fmt: skip
     except AlkitError as err:
@@ -215,6 +216,34 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _curves(args: argparse.Namespace) -> int:
+    """Learning curves from an experiment's models (recipe ``curves``, notebook
+    ``41_learning_curves``): gains per round with 95% confidence intervals, the label share."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    start = time.perf_counter()
+    args.accelerator = args.devices = None  # the rounds score where the experiment did
+    args.extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
+    step = _recipe_step(args, "curves", "41_learning_curves", progress=not args.no_progress)
+    if step is None:
+        return 1
+    curves = pd.read_csv(step.out_dir / "curves.csv")
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print("\nAP@0.5 after each round (mean over the replicates) and its gain over REFERENCE")
+        print("with 95% confidence intervals:")
+        print(curves[curves.metric == "AP50"].round(4).to_string(index=False))
+        print("\nEach arm minus the control, round by round (verdicts fixed in advance):")
+        print(pd.read_csv(step.out_dir / "rounds_verdicts.csv").round(4).to_string(index=False))
+        print("\nShare of the control's labels each arm needs to reach its final AP@0.5 (NaN: not")
+        print("within the rounds):")
+        print(pd.read_csv(step.out_dir / "label_share.csv").round(3).to_string(index=False))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
+    return 0
+
+
 def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
     """What to do when the run stopped for labels: where the export is, how to resume."""
     import shlex
@@ -303,6 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_device_flags(exp)
     exp.set_defaults(func=_experiment)
+    curves = sub.add_parser(
+        "curves", help="learning curves (rounds) of AL, AL-div and RANDOM-night from an "
+        "experiment's models, with 95%% confidence intervals",
+    )  # fmt: skip
+    curves.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    curves.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
+                        help="the experiment's folder (alkit experiment's run folder + "
+                        "out/40_experiment)")  # fmt: skip
+    curves.add_argument("--run-dir", default="runs/curves")
+    curves.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a parameter of notebook 41_learning_curves: n_rounds, round_arms, round_blocks, "
+        "round_budget, workers",
+    )  # fmt: skip
+    curves.add_argument("--no-progress", action="store_true", help="no progress bars")
+    curves.set_defaults(func=_curves)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -6,7 +6,8 @@
    information, round robin over the classes of interest), MANUAL (simulated curation),
    RANDOM (whole pool) and METADATA (night tag, then random).
 3. ANNOTATE each selection with the oracle; APPEND each as a dataset version (lineage kept).
-4. For each of ``n_splits`` seeded 90/10 splits of every selection: retrain on initial + the
+4. For each of ``n_splits`` seeded 90/10 splits of every selection (``split_by``: whole
+   driving sessions held out, or the seed's random frames): retrain on initial + the
    90% part (fine-tune from REFERENCE, or from scratch), evaluate every model and REFERENCE on
    the global test set, the held-out night test set, the union of the AL and MANUAL 10% parts
    (the seed's night test) and the MANUAL 10% part.
@@ -78,6 +79,8 @@ AB_TEST_SETS = ("global", "night_heldout", "night", "manual")
 #: The quick profile's schedule: 4 epochs of the 2,000 initial frames (500 steps of 16),
 #: in bfloat16 where the CPU or GPU runs it fast, else fp32 (``resolve_precision``).
 QUICK_TRAIN = {"max_epochs": 4, "precision": "auto"}
+#: How a selection is split 90/10 (``cv_splits``): by driving session, or by frame (the seed's).
+SPLIT_BY = ("session", "frame")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,9 @@ class ABConfig:
     ``manual_subsequence``, ``metadata_filters``. Retraining: ``retrain`` = ``"finetune"``
     (from REFERENCE, default for quick) or ``"scratch"``; ``retrain_steps``, ``retrain_lr``,
     ``new_fraction``.
-    Evaluation: ``n_splits`` x (1 - ``test_fraction``) / ``test_fraction`` splits.
+    Evaluation: ``n_splits`` x (1 - ``test_fraction``) / ``test_fraction`` splits, by
+    ``split_by``: ``"session"`` (whole driving sessions held out, so no test frame has a
+    near-duplicate neighbour in training) or ``"frame"`` (the seed's random frames).
     """
 
     profile: str = "quick"
@@ -126,10 +131,13 @@ class ABConfig:
     batch_size: int = 16
     n_splits: int = 3
     test_fraction: float = 0.1
+    split_by: str = "session"
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.retraining()  # checks retrain and retrain_steps
+        if self.split_by not in SPLIT_BY:
+            raise ConfigError(f"split_by must be one of {SPLIT_BY}, got {self.split_by!r}")
         unknown = [c for c in self.classes_of_interest if c not in CLASSES]
         if unknown:
             raise ConfigError(f"classes_of_interest {unknown} are not in {list(CLASSES)}")
@@ -202,8 +210,12 @@ def ab_setup(config: ABConfig | Mapping, run_dir: str | Path) -> ABSetup:
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     saved = run / "ab_config.json"
-    if saved.exists() and json.loads(saved.read_text()) != c.to_dict():
-        raise ConfigError(f"{saved} holds another configuration; use a new run folder")
+    if saved.exists():
+        # a field the file lacks came later (e.g. ``split_by``): the folder still holds this
+        # configuration if every field it has agrees
+        old = json.loads(saved.read_text())
+        if {k: v for k, v in c.to_dict().items() if k in old} != old:
+            raise ConfigError(f"{saved} holds another configuration; use a new run folder")
     storage.atomic_write_json(str(saved), c.to_dict())
     world = make_world(c.profile, c.world_seed, c.sessions)
     ids = tuple(initial_frame_ids(world, c.initial_stride))
@@ -252,6 +264,24 @@ def ab_annotate(setup: ABSetup, queried: Queried, log: Callable[[str], None] = p
     return Annotated(batches, versions)
 
 
+def ab_splits(
+    setup: ABSetup, queried: Queried, log: Callable[[str], None] = print
+) -> dict[str, list[tuple[list[int], list[int]]]]:
+    """Each selection's ``n_splits`` (train, test) frame ids, by ``split_by``; a selection
+    from one driving session is split by frame, saying so."""
+    c, world = setup.config, setup.world
+    splits = {}
+    for m, selection in queried.selections.items():
+        ids = selection.frame_ids
+        sessions = [world.locate(f)[0] for f in ids] if c.split_by == "session" else None
+        if sessions is not None and len(set(sessions)) < 2:
+            log(f"A/B: {m}'s {len(ids)} frames come from one driving session: split by frame "
+                "(its test frames have neighbours in training)")  # fmt: skip
+            sessions = None
+        splits[m] = cv_splits(ids, c.n_splits, c.test_fraction, c.seed, sessions)
+    return splits
+
+
 # 5 A/B: retrain and EVALUATE ------------------------------------------------------------------
 def ab_evaluate(
     setup: ABSetup, trained: TrainedEnsemble, queried: Queried, annotated: Annotated,
@@ -269,8 +299,7 @@ def ab_evaluate(
     for m in methods:
         new[m] = cached_frames(annotated.versions[m], world, queried.selections[m].frame_ids)
     index = {m: {fid: i for i, fid in enumerate(new[m].frame_ids)} for m in methods}
-    splits = {m: cv_splits(queried.selections[m].frame_ids, c.n_splits, c.test_fraction, c.seed)
-              for m in methods}  # fmt: skip
+    splits = ab_splits(setup, queried, log)
     for s in range(c.n_splits):
         night = sorted(set(splits["AL"][s][1]) | set(splits["MANUAL"][s][1]))
         manual = splits["MANUAL"][s][1]
@@ -371,6 +400,7 @@ __all__ = [
     "ab_query",
     "ab_report",
     "ab_setup",
+    "ab_splits",
     "ab_train",
     "as_ab_config",
     "run_ab_test",

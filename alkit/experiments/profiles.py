@@ -99,15 +99,26 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-#: What a recipe changes in a profile. ``experiment`` (``alkit.experiments.replicated``):
-#: its world is profile ``night`` (half night drives in the initial set, 40 unseen night test
-#: drives, ``alkit.sim.config``) and its detector predicts on a stride-2 grid (on the quick
-#: frames half the night bicycles are under 4 px tall), narrower (width 8) to pay for it;
+#: What a recipe changes in a profile. ``ab``: the demo's time. ``experiment``
+#: (``alkit.experiments.replicated``): its world is profile ``night`` (half night drives in
+#: the initial set, 40 unseen night test drives, ``alkit.sim.config``) and its detector
+#: predicts on a stride-2 grid (on the quick frames half the night bicycles are under 4 px
+#: tall), narrower (width 8) to pay for it;
 #: REFERENCE trains twice the members' epochs (night AP@0.5 rose about 1.7x from 500 to 1,000
 #: steps in a probe on another world configuration; the ensemble only ranks frames);
 #: the replicates and analysis are ``ExperimentConfig``'s fields, ``workers`` the world seeds
 #: run at once (``run_experiment``).
 RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    # the demo (``make demo``) within 15 min on a 2-core AVX2 CPU in fp32: a U-Net of width 8
+    # (a third of width 16's time per step, measured), 3 epochs, 60 fine-tuning steps (the
+    # experiment's); it is not powered whatever its size (``alkit experiment`` is)
+    "ab": {
+        "quick": {
+            "model": {"width": 8, "depth": 3, "stride": 4, "head_width": 16},
+            "train": {"max_epochs": 3, "precision": "auto"},
+            "retrain_steps": 60,
+        },
+    },
     "experiment": {
         "quick": {
             "profile": "night",
@@ -130,6 +141,12 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_resamples": 200,
             "workers": 1,
         },  # fmt: skip
+    },
+    # the learning curves (``alkit.experiments.replicated_rounds``): 4 rounds, 2 worlds at once
+    "curves": {
+        "quick": {"n_rounds": 4, "workers": 2},
+        "full": {"workers": 1},
+        "tiny": {"n_rounds": 2, "workers": 1},
     },
 }
 

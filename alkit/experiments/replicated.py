@@ -167,7 +167,7 @@ def cost_matched_prefix(seconds: Sequence[float], budget: float) -> int:
     return n
 
 
-def _evaluated(
+def saved_evaluation(
     out: Path, make: Callable[[], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(metrics rows, detections, truth)`` of one evaluation saved as ``out`` + ``.parquet``,
@@ -263,7 +263,7 @@ def run_world(
                     rows = result_rows(result).assign(test_set=config.test_set)
                     return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
 
-                table, dets, truth = _evaluated(evals / f"block{b}_ft{f}_{arm}", evaluate)
+                table, dets, truth = saved_evaluation(evals / f"block{b}_ft{f}_{arm}", evaluate)
                 replicate = (arm, seed, b, f)
                 matches[replicate] = (dets, truth)
                 results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
@@ -345,10 +345,15 @@ def reanalyse(out_dir: str | Path, log: Callable[[str], None] = print) -> dict[s
     """The analysis of a finished run in ``out_dir`` again, with this code's tables (e.g.
     ``power.csv`` for a run made before it existed): its configuration is read back and every
     model, score and evaluation is reused; nothing trains."""
+    return run_experiment(experiment_config(out_dir), out_dir, False, log)
+
+
+def experiment_config(out_dir: str | Path) -> ExperimentConfig:
+    """The configuration of the experiment in ``out_dir`` (``experiment_config.json``)."""
     saved = Path(out_dir) / "experiment_config.json"
     if not saved.exists():
         raise ConfigError(f"{saved} not found: {out_dir} holds no experiment")
-    return run_experiment(ExperimentConfig(**json.loads(saved.read_text())), out_dir, False, log)
+    return ExperimentConfig(**json.loads(saved.read_text()))
 
 
 __all__ = [
@@ -358,8 +363,11 @@ __all__ = [
     "LEVELS",
     "ExperimentConfig",
     "cost_matched_prefix",
+    "experiment_config",
     "pool_blocks",
     "reanalyse",
+    "saved_evaluation",
     "run_experiment",
     "signal_diagnostics",
+    "test_sessions",
 ]

@@ -33,18 +33,32 @@ METHOD_COLORS = {
 
 
 def cv_splits(
-    frame_ids: Sequence[int], n_splits: int = 3, test_fraction: float = 0.1, seed: int = 0
+    frame_ids: Sequence[int],
+    n_splits: int = 3,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    sessions: Sequence[int] | None = None,
 ) -> list[tuple[list[int], list[int]]]:
     """``n_splits`` seeded random train/test splits of ``frame_ids`` (the seed's 3 x 90/10).
 
-    Each split draws its own ``test_fraction`` of the frames (at least one) as the test part.
+    Without ``sessions``, each split draws its own ``test_fraction`` of the frames (at least
+    one) as the test part: the seed's split, which leaves near-duplicate neighbours of a test
+    frame in training. With ``sessions`` (each frame's driving session, in ``frame_ids``'
+    order), the test part is whole sessions, taken in a seeded random order until it holds at
+    least ``test_fraction`` of the frames; at least one session, and never all of them. A
+    selection from few sessions gets a larger test part (MANUAL's 3 sessions: about a third).
     """
+    if sessions is not None and len(sessions) != len(frame_ids):
+        raise ConfigError(f"{len(sessions)} sessions given for {len(frame_ids)} frames")
     ids = sorted(int(i) for i in frame_ids)
     if len(ids) < 2:
         raise ConfigError(f"need at least 2 frames to split, got {len(ids)}")
     if not 0 < test_fraction < 1:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     n_test = max(1, round(test_fraction * len(ids)))
+    if sessions is not None:
+        session_of = dict(zip(map(int, frame_ids), sessions, strict=True))
+        return _session_splits(session_of, n_test, n_splits, seed)
     out = []
     for s in range(n_splits):
         rng = np.random.default_rng((seed, s))
@@ -52,6 +66,30 @@ def cv_splits(
         out.append(
             ([i for j, i in enumerate(ids) if j not in test], [ids[j] for j in sorted(test)])
         )
+    return out
+
+
+def _session_splits(
+    session_of: dict[int, int], n_test: int, n_splits: int, seed: int
+) -> list[tuple[list[int], list[int]]]:
+    """Session-grouped splits (``cv_splits``): whole sessions until ``n_test`` frames."""
+    names = sorted({int(s) for s in session_of.values()})
+    if len(names) < 2:
+        raise ConfigError(
+            f"need frames of at least 2 driving sessions to split by session, got {names}"
+        )
+    sizes = pd.Series([int(s) for s in session_of.values()]).value_counts()
+    out = []
+    for s in range(n_splits):
+        rng = np.random.default_rng((seed, s))
+        held: set[int] = set()
+        for j in rng.permutation(len(names)):
+            if sizes[list(held)].sum() >= n_test or len(held) == len(names) - 1:
+                break
+            held.add(names[j])
+        train = sorted(f for f, g in session_of.items() if int(g) not in held)
+        test = sorted(f for f, g in session_of.items() if int(g) in held)
+        out.append((train, test))
     return out
 
 

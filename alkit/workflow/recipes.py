@@ -76,6 +76,8 @@ RECIPES: dict[str, tuple[Step, ...]] = {
     "rounds": (Step("30_active_learning_loop"),),
     # every arm over world seeds x pool blocks x fine-tuning seeds, with verdicts
     "experiment": (Step("40_experiment"),),
+    # rounds from an experiment's models (its folder: -p experiment_dir=...), learning curves
+    "curves": (Step("41_learning_curves"),),
 }
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from alkit.errors import ConfigError
-from alkit.experiments.abtest import ABConfig, run_ab_test
+from alkit.experiments.abtest import ABConfig, ab_query, ab_setup, ab_splits, ab_train, run_ab_test
 from alkit.query.score import read_scores
 from alkit.query.selection import load_selection
 
@@ -59,6 +59,15 @@ def test_whole_protocol_on_a_tiny_world(tmp_path):
     # a rerun finds every step done and gives the same tables
     again = run_ab_test(TINY, tmp_path / "run", progress=False, log=lambda _: None)
     pd.testing.assert_frame_equal(again.results, result.results)
+    # the 90/10 splits hold out whole driving sessions: none is on both sides
+    setup = ab_setup(TINY, tmp_path / "run")
+    queried = ab_query(setup, ab_train(setup, False, print), False, print)
+    session = lambda ids: {setup.world.locate(f)[0] for f in ids}  # noqa: E731
+    for method, splits in ab_splits(setup, queried, log=lambda _: None).items():
+        for train, test in splits:
+            assert sorted(train + test) == sorted(queried.selections[method].frame_ids)
+            if len(session(train + test)) > 1:
+                assert test and not session(train) & session(test), method
 
 
 def test_config_validation(tmp_path):
@@ -66,5 +75,7 @@ def test_config_validation(tmp_path):
         ABConfig(retrain="sometimes")
     with pytest.raises(ConfigError, match="classes_of_interest"):
         ABConfig(classes_of_interest=("unicorn",))
+    with pytest.raises(ConfigError, match="split_by"):
+        ABConfig(split_by="drive")
     with pytest.raises(ConfigError, match="unknown ABConfig"):
         ABConfig.from_dict({"budgett": 3})

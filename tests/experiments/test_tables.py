@@ -29,6 +29,27 @@ def test_cv_splits_are_seeded_disjoint_ninety_ten():
         cv_splits([1], 3)
 
 
+def test_session_splits_hold_out_whole_sessions():
+    ids = list(range(100, 200))
+    sessions = [i // 10 % 7 for i in ids]  # 7 sessions of 10-20 frames, interleaved
+    splits = cv_splits(ids, n_splits=4, test_fraction=0.1, seed=1, sessions=sessions)
+    assert splits == cv_splits(ids, n_splits=4, test_fraction=0.1, seed=1, sessions=sessions)
+    session_of = dict(zip(ids, sessions, strict=True))
+    for train, test in splits:
+        assert sorted(train + test) == ids and len(test) >= 10
+        held = {session_of[i] for i in test}
+        assert not held & {session_of[i] for i in train}  # no session on both sides
+        assert 1 <= len(held) < 7
+    assert len({tuple(t) for _, t in splits}) > 1
+    # MANUAL-like: 3 sessions, one of them is more than 10%: one session held out
+    few = cv_splits(list(range(30)), 3, 0.1, 0, sessions=[i // 10 for i in range(30)])
+    assert all(len(t) == 10 and len({i // 10 for i in t}) == 1 for _, t in few)
+    with pytest.raises(ConfigError, match="at least 2 driving sessions"):
+        cv_splits([1, 2, 3], 3, sessions=[5, 5, 5])
+    with pytest.raises(ConfigError, match="2 sessions given for 3 frames"):
+        cv_splits([1, 2, 3], 3, sessions=[5, 6])
+
+
 def results() -> pd.DataFrame:
     rows = []
     for split in range(3):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 from papermill.iorw import load_notebook_node
@@ -158,6 +159,16 @@ def test_experiment_recipe_writes_verdicts_and_the_figure(tmp_path: Path):
     assert verdicts[0] == "comparison,class,metric,diff,ci_low,ci_high,verdict"
     assert {line.split(",")[0] for line in verdicts[1:]} == {"AL vs RANDOM-night", "AL vs MANUAL"}
     assert (step.out_dir / "test_sets.csv").exists()
+    # the learning curves start from this experiment's models (recipe curves, notebook 41)
+    overrides = {"experiment_dir": str(step.out_dir), "round_arms": ["AL", "RANDOM-night"]}
+    rounds = run_recipe("curves", tmp_path / "curves", "tiny", overrides, progress=False,
+                        log=lambda _: None).step("41_learning_curves")  # fmt: skip
+    outputs = _outputs_of_types(rounds.notebook)
+    assert not any("error" in kinds for kinds in outputs.values())
+    assert "image/png" in outputs["curves41-07"]  # the curves with their intervals
+    curves = pd.read_csv(rounds.out_dir / "curves.csv")
+    assert set(curves.method) == {"AL", "RANDOM-night"} and set(curves["round"]) == {0, 1, 2}
+    assert (step.out_dir / "world_0" / "rounds" / "evaluations").is_dir()
 
 
 @pytest.mark.slow
