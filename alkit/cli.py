@@ -76,7 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from alkit.experiments.abtest import ab_verdicts
-    from alkit.experiments.tables import seed_table
+    from alkit.experiments.tables import NEAR_ZERO, seed_table
 
     start = time.perf_counter()
     step = _recipe_step(args, "ab", "10_ab_test")
@@ -91,10 +91,12 @@ def _demo(args: argparse.Namespace) -> int:
             ("night_heldout", "night frames of the test drives, never selectable"),
             ("global", "the mostly-day test drives"),
         ):
-            print(f"\nRelative improvement over REFERENCE, {test_set} test set ({what}):")
+            print(f"\nDifference to REFERENCE, {test_set} test set ({what}): absolute, with the")
+            print("relative improvement (mean ± spread over the splits) beside it where REFERENCE")
+            print(f"is at least {NEAR_ZERO}:")
             print(seed_table(summary, test_set, ["wMAP", "mAP_large", "mAP_medium"]).to_string())
         wmap = gains[(gains.metric == "wMAP") & gains.test_set.isin(["night", "night_heldout"])]
-        print("\nAL gain / MANUAL gain (wMAP):")
+        print(f"\nAL gain / MANUAL gain (wMAP; NaN where REFERENCE is under {NEAR_ZERO}):")
         print(wmap.to_string(index=False))
         print("\nWhat each selection holds (objects per class, sessions, cost):")
         print(analysis.to_string())

@@ -137,12 +137,18 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, ref_rows], ignore_index=True)
 
 
+#: REFERENCE values below this are "near zero": a relative change over them means nothing,
+#: so tables show the absolute difference alone there (AP as a fraction: 5 points).
+NEAR_ZERO = 0.05
+
+
 def gain_ratio(
     summary: pd.DataFrame, numerator: str = "AL", denominator: str = "MANUAL"
 ) -> pd.DataFrame:
     """The seed's "AL gains N x more than MANUAL": ratio of mean relative improvements.
 
-    One row per test set, class and metric; NaN where the denominator's gain is 0.
+    One row per test set, class and metric; NaN where the denominator's gain is 0 or
+    REFERENCE is near zero (``NEAR_ZERO``).
     """
     pivot = summary.pivot_table(
         index=["test_set", "class", "metric"],
@@ -152,14 +158,19 @@ def gain_ratio(
     )
     if numerator not in pivot or denominator not in pivot:
         raise ConfigError(f"summary lacks method {numerator!r} or {denominator!r}")
-    ratio = pivot[numerator] / pivot[denominator].replace(0, np.nan)
+    ref = summary[summary.method == REFERENCE].set_index(["test_set", "class", "metric"])
+    usable = ref.value_mean.reindex(pivot.index) >= NEAR_ZERO
+    ratio = (pivot[numerator] / pivot[denominator].replace(0, np.nan)).where(usable)
     return ratio.rename(f"{numerator}/{denominator}").reset_index()
 
 
 def seed_table(summary: pd.DataFrame, test_set: str, metrics: Sequence[str]) -> pd.DataFrame:
-    """The seed's table for one test set: rows = methods, columns = (class, metric) with
-    "relative % ± spread" strings for the methods and absolute values for REFERENCE."""
+    """The seed's table for one test set: rows = methods, columns = (class, metric); REFERENCE's
+    absolute value, and per method its absolute difference to REFERENCE with the relative
+    improvement beside it ("+0.012 (+29.0% ± 3.1)", spread over the splits), the relative
+    part left out where REFERENCE is near zero (``NEAR_ZERO``)."""
     part = summary[summary.test_set == test_set]
+    ref = part[part.method == REFERENCE].set_index(["class", "metric"]).value_mean
     rows: dict[str, dict] = {}
     for _, r in part.iterrows():
         if r.metric not in metrics:
@@ -167,8 +178,11 @@ def seed_table(summary: pd.DataFrame, test_set: str, metrics: Sequence[str]) -> 
         if r.method == REFERENCE:
             text = f"{r.value_mean:.3f}"
         else:
-            spread = 0.0 if pd.isna(r.relative_std) else 100 * r.relative_std
-            text = f"{100 * r.relative_mean:+.1f}% ± {spread:.1f}"
+            base = ref.get((r["class"], r.metric), np.nan)
+            text = f"{r.value_mean - base:+.3f}"
+            if base >= NEAR_ZERO:
+                spread = 0.0 if pd.isna(r.relative_std) else 100 * r.relative_std
+                text += f" ({100 * r.relative_mean:+.1f}% ± {spread:.1f})"
         rows.setdefault(r.method, {})[(r["class"], r.metric)] = text
     order = [m for m in (REFERENCE, *METHOD_ORDER) if m in rows]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(order)

@@ -79,7 +79,13 @@ def test_seed_table_and_figures():
     summary = summary_table(results())
     table = seed_table(summary, "night", ["wMAP"])
     assert list(table.index) == ["REFERENCE", "AL", "MANUAL"]
-    assert table.loc["AL", ("person", "wMAP")].startswith("+29.")
+    # AL - REFERENCE = 0.12 in every split; relative (0.12 / 0.41 on average) beside it
+    assert table.loc["AL", ("person", "wMAP")].startswith("+0.120 (+29.")
+    # REFERENCE near zero (0.01-0.03): the absolute difference alone, no ratio either
+    low = results().assign(value=lambda t: t.value - 0.39)
+    low_summary = summary_table(low)
+    assert seed_table(low_summary, "night", ["wMAP"]).loc["AL", ("person", "wMAP")] == "+0.120"
+    assert gain_ratio(low_summary)["AL/MANUAL"].isna().all()
     fig = relative_bar_figure(summary, "night")
     assert len(fig.axes[0].patches) == 2
     analysis = pd.DataFrame({"person": [30, 12], "bicycle": [20, 5], "sessions": [40, 3]},

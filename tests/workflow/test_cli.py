@@ -23,7 +23,7 @@ def test_demo_runs_the_ab_recipe_and_prints_the_seed_table(tmp_path: Path, capsy
     run = tmp_path / "demo"
     assert main(["demo", "--profile", "tiny", "--run-dir", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "Relative improvement over REFERENCE, night test set" in out
+    assert "Difference to REFERENCE, night test set" in out
     for method in ("REFERENCE", "AL", "MANUAL", "RANDOM", "METADATA"):
         assert f"\n{method} " in out, method
     assert "95% confidence intervals" in out  # the tiny world's night test: no objects, no rows
@@ -36,7 +36,7 @@ def test_demo_runs_the_ab_recipe_and_prints_the_seed_table(tmp_path: Path, capsy
     assert "10_ab_test: cached" in again
 
     def tables(text: str) -> str:
-        return text.split("Relative improvement", 1)[1].split("report: ")[0]
+        return text.split("Difference to REFERENCE", 1)[1].split("report: ")[0]
 
     assert tables(again) == tables(out)
 
