@@ -168,8 +168,9 @@ def _run_world_rounds_alone(config, seed, out_dir, *args) -> WorldRounds:
 
 def label_share(curves: pd.DataFrame, arm: str, control: str, metric: str = "AP50") -> pd.DataFrame:
     """Per class: the new frames ``arm`` needs (its mean curve, linear between rounds) to
-    reach ``control``'s final value, as a share of the control's final new frames; NaN where
-    it never does within the rounds."""
+    reach ``control``'s final value, as a share of the control's final new frames. NaN, with
+    the reason in ``note``, where it does not within the rounds, or where the control ends no
+    higher than round 0 (then there is nothing to reach)."""
     rows = []
     part = curves[curves.metric == metric]
     for cls, group in part.groupby("class", sort=False):
@@ -177,15 +178,18 @@ def label_share(curves: pd.DataFrame, arm: str, control: str, metric: str = "AP5
         own = group[group.method == arm].sort_values("round")
         target, total = float(ctrl.value.iloc[-1]), float(ctrl.new_frames.iloc[-1])
         x, y = own.new_frames.to_numpy(float), own.value.to_numpy(float)
-        needed = np.nan
-        for i in range(len(y)):
-            if y[i] >= target:
-                needed = x[i] if i == 0 else x[i - 1] + (target - y[i - 1]) / (
-                    y[i] - y[i - 1]) * (x[i] - x[i - 1])  # fmt: skip
-                break
+        needed, note = np.nan, "not reached within the rounds"
+        if target <= y[0]:
+            note = "the control ends no higher than round 0"
+        else:
+            for i in range(1, len(y)):
+                if y[i] >= target:
+                    needed = x[i - 1] + (target - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1])
+                    note = "reached"
+                    break
         rows.append({"method": arm, "control": control, "class": cls, "metric": metric,
                      "control_final": target, "control_frames": total, "frames_needed": needed,
-                     "share": needed / total})  # fmt: skip
+                     "share": needed / total, "note": note})  # fmt: skip
     return pd.DataFrame(rows)
 
 

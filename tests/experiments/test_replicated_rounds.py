@@ -34,10 +34,16 @@ def test_label_share_interpolates_between_rounds():
     curves = _curves({"AL": [0.1, 0.2, 0.4, 0.5, 0.5], "RANDOM-night": [0.1, 0.15, 0.2, 0.25, 0.3]})
     row = label_share(curves, "AL", "RANDOM-night").iloc[0]
     assert row.frames_needed == pytest.approx(37.5) and row.share == pytest.approx(0.375)
+    assert row.note == "reached"
     assert row.control_final == pytest.approx(0.3) and row.control_frames == 100
     # never reaching it within the rounds: NaN, not a number made up
     behind = _curves({"AL": [0.1, 0.1, 0.1, 0.2, 0.2], "RANDOM-night": [0.1, 0.2, 0.2, 0.3, 0.3]})
-    assert math.isnan(label_share(behind, "AL", "RANDOM-night").share.iloc[0])
+    row = label_share(behind, "AL", "RANDOM-night").iloc[0]
+    assert math.isnan(row.share) and row.note == "not reached within the rounds"
+    # a control that ends no higher than round 0 leaves nothing to reach: NaN, not 0%
+    flat = _curves({"AL": [0.3, 0.2, 0.3, 0.3, 0.4], "RANDOM-night": [0.3, 0.3, 0.2, 0.3, 0.29]})
+    row = label_share(flat, "AL", "RANDOM-night").iloc[0]
+    assert math.isnan(row.share) and row.note == "the control ends no higher than round 0"
 
 
 def test_rounds_refuse_a_bad_configuration(tmp_path):
