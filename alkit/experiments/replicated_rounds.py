@@ -10,7 +10,8 @@ so far), the oracle labels them, and REFERENCE is fine-tuned on the initial set 
 the arm labelled so far and evaluated on the test set (its matches kept). Round 0 is
 REFERENCE with the same extra steps on the initial set alone (the experiment's own
 evaluation, reused). Everything lands in ``<out_dir>/world_<s>/rounds/``; a rerun reuses
-the evaluations.
+the selections and evaluations made, and retrains an ensemble only for a round not picked
+yet.
 
 The analysis (``session_bootstrap``, arms named ``"<arm>@<round>"``): every arm's gain over
 round 0 and every arm minus ``control`` in each round, with 95% intervals and verdicts; and
@@ -52,6 +53,7 @@ from alkit.experiments.stats import comparison_name
 from alkit.experiments.tables import METHOD_COLORS, REFERENCE
 from alkit.query.methods import SCORED_METHODS, check_methods
 from alkit.query.pool_query import query_pool
+from alkit.query.selection import load_selection
 from alkit.sim.experiment import visible_objects
 
 #: The arms of the learning curves; the last is the control the others are compared with.
@@ -60,6 +62,11 @@ ROUND_ARMS = ("AL", "AL-div", "RANDOM-night")
 #: round, and its gain over round 0 with the 95% interval of the session bootstrap.
 CURVE_COLUMNS = ("method", "round", "new_frames", "class", "metric", "value", "gain",
                  "ci_low", "ci_high")  # fmt: skip
+
+
+def selection_name(block: int, r: int, arm: str) -> str:
+    """The name of an arm's round-``r`` selection (and scores) in a world's folder."""
+    return f"rounds_b{block}_r{r}_{arm}"
 
 
 def arm_at(arm: str, r: int) -> str:
@@ -128,16 +135,20 @@ def run_world_rounds(
             done: list[int] = []
             scorers = members0
             for r in range(1, n_rounds + 1):
-                name = f"rounds_b{b}_r{r}_{arm}"
+                name = selection_name(b, r, arm)
+                saved = out_dir / "selections" / f"{name}.json"
                 shared = out_dir / "scores" / f"block{b}_AL"  # the round-0 ensemble's scores
                 if r == 1 and arm in SCORED_METHODS and shared.exists():
                     shutil.copytree(shared, out_dir / "scores" / name, dirs_exist_ok=True)
-                log(f"world {seed}, block {b}: {arm} round {r}, QUERY with {len(done)} taken")
-                queried = query_pool(scorers, block, out_dir, (arm,), query, c.scoring(),
-                                     taken=done, visible=visible, seed=c.seed + 100 * b + r,
-                                     name=name, params={"round": r},
-                                     progress=progress)  # fmt: skip
-                picked = list(queried.selections[arm].frame_ids)
+                if saved.exists():  # picked by an earlier call with the same models
+                    picked = list(load_selection(str(saved)).frame_ids)
+                else:
+                    log(f"world {seed}, block {b}: {arm} round {r}, QUERY, {len(done)} taken")
+                    queried = query_pool(scorers, block, out_dir, (arm,), query, c.scoring(),
+                                         taken=done, visible=visible, seed=c.seed + 100 * b + r,
+                                         name=name, params={"round": r},
+                                         progress=progress)  # fmt: skip
+                    picked = list(queried.selections[arm].frame_ids)
                 batch = oracle.label(picked)
                 costs.append({"method": arm, "round": r, "world_seed": seed, "pool_block": b,
                               "frames": len(picked), "boxes": batch.num_boxes,
@@ -147,7 +158,8 @@ def run_world_rounds(
                 for f in config.finetune_seeds:
                     evaluate(rounds / "evaluations" / f"block{b}_ft{f}_{arm}_r{r}", new, b, f,
                              arm, r)  # fmt: skip
-                if arm in SCORED_METHODS and r < n_rounds:
+                later = out_dir / "selections" / f"{selection_name(b, r + 1, arm)}.json"
+                if arm in SCORED_METHODS and r < n_rounds and not later.exists():
                     log(f"world {seed}, block {b}: {arm} round {r}, retrain its ensemble")
                     scorers = [retrain(m, trained.frames, new, c.train, c.retraining(),
                                        seed=c.seed * 1000 + 10 * r + i, batch_size=c.batch_size,

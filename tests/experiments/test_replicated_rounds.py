@@ -93,6 +93,8 @@ def test_tiny_rounds_give_curves_with_intervals_and_resume(tmp_path):
     assert set(verdicts.verdict) <= set(VERDICTS)
     assert set(out["label_share"].method) == {"AL", "AL-div"}
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
-    # a rerun reuses every evaluation: the same curves
-    again = run_rounds_experiment(config, tmp_path, n_rounds=2, progress=False, log=lambda _: None)
+    # a rerun reuses every selection and evaluation: no query, no training, the same curves
+    lines: list[str] = []
+    again = run_rounds_experiment(config, tmp_path, n_rounds=2, progress=False, log=lines.append)
     pd.testing.assert_frame_equal(again["curves"], curves)
+    assert not [line for line in lines if "QUERY" in line or "retrain" in line or ": AL" in line]
