@@ -44,14 +44,12 @@ CHROMIUM_ARGS = [
 NOTEBOOK = "20_explore_selection"
 #: Seconds: JupyterLab answering, the page loading, all cells running (2 shared CPU cores).
 LAB_START_S, PAGE_LOAD_S, RUN_ALL_S, CLICK_S = 90, 90, 180, 60
-#: JupyterLab user settings: no news or update checks (no network), every cell in the DOM,
-#: and the notebook's kernel started without asking (no "Select Kernel" dialog in the way).
+#: JupyterLab user settings: no news or update checks (no network), every cell in the DOM.
+#: (Not ``autoStartDefaultKernel``: starting the kernel as the page loads once lost the
+#: widgets' models, "Error displaying widget: model not found", under load.)
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
-    "@jupyterlab/notebook-extension/tracker": {
-        "windowingMode": "none",
-        "autoStartDefaultKernel": True,
-    },
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
 
 
