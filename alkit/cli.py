@@ -52,17 +52,18 @@ def _world(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_step(args: argparse.Namespace, recipe: str, step: str, **kwargs: Any):
-    """Run a one-notebook recipe for a command (``demo``, ``experiment``) with its ``-p`` and
-    device flags, streaming the notebook's output: the step's ``StepResult``, or ``None``
-    after printing the error."""
+def _recipe_step(
+    args: argparse.Namespace, recipe: str, step: str, extra: dict | None = None, **kwargs: Any
+):
+    """Run a one-notebook recipe for a command (``demo``, ``experiment``, ``curves``) with its
+    ``-p`` and device flags and the command's ``extra`` parameters, streaming the notebook's
+    output: the step's ``StepResult``, or ``None`` after printing the error."""
     from alkit.errors import AlkitError
     from alkit.workflow.pipeline import run_recipe
     from alkit.workflow.recipes import parse_assignments
 
     try:
-        overrides = parse_assignments(args.param) | _device_overrides(args)
-        overrides |= getattr(args, "extra", {})
+        overrides = parse_assignments(args.param) | _device_overrides(args) | (extra or {})
         result = run_recipe(recipe, args.run_dir, args.profile, overrides, log_output=True,
                             **kwargs)  # fmt: skip
     except AlkitError as err:
@@ -123,11 +124,19 @@ def _device_overrides(args: argparse.Namespace) -> dict:
     from alkit.workflow.recipes import parse_value
 
     out = {}
-    if args.accelerator is not None:
+    if getattr(args, "accelerator", None) is not None:  # commands without the flags: None
         out["accelerator"] = args.accelerator
-    if args.devices is not None:
+    if getattr(args, "devices", None) is not None:
         out["devices"] = parse_value(args.devices)
     return out
+
+
+def _add_recipe_flags(parser: argparse.ArgumentParser, run_dir: str, param_help: str) -> None:
+    """The flags of a command that runs a recipe: ``--profile``, ``--run-dir``, ``-p``."""
+    parser.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    parser.add_argument("--run-dir", default=run_dir)
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help=param_help)  # fmt: skip
 
 
 def _add_device_flags(parser: argparse.ArgumentParser) -> None:
@@ -226,9 +235,8 @@ def _curves(args: argparse.Namespace) -> int:
     import pandas as pd
 
     start = time.perf_counter()
-    args.accelerator = args.devices = None  # the rounds score where the experiment did
-    args.extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
-    step = _recipe_step(args, "curves", "41_learning_curves", progress=not args.no_progress)
+    extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
+    step = _recipe_step(args, "curves", "41_learning_curves", extra, progress=not args.no_progress)
     if step is None:
         return 1
     curves = pd.read_csv(step.out_dir / "curves.csv")
@@ -279,12 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     world.add_argument("--sample", type=int, default=600, help="pool frames to render for stats")
     world.set_defaults(func=_world)
     demo = sub.add_parser("demo", help="the A/B test on the embedded world (the ab recipe)")
-    demo.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
-    demo.add_argument("--run-dir", default="runs/demo")
-    demo.add_argument(
-        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="set an A/B parameter, e.g. -p world_seed=1",
-    )  # fmt: skip
+    _add_recipe_flags(demo, "runs/demo", "set an A/B parameter, e.g. -p world_seed=1")
     _add_device_flags(demo)
     demo.set_defaults(func=_demo)
     trace = sub.add_parser(
@@ -324,13 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         "experiment", help="every arm over world seeds x pool blocks x fine-tuning seeds, "
         "paired differences with 95%% confidence intervals and verdicts",
     )  # fmt: skip
-    exp.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
-    exp.add_argument("--run-dir", default="runs/experiment")
-    exp.add_argument(
-        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="a parameter of notebook 40_experiment: an A/B one (e.g. -p budget=50) or "
-        "world_seeds, pool_blocks, finetune_seeds, arms, test_set, margin, n_resamples",
-    )  # fmt: skip
+    _add_recipe_flags(exp, "runs/experiment", "a parameter of notebook 40_experiment: an A/B "
+                      "one (e.g. -p budget=50) or world_seeds, pool_blocks, finetune_seeds, "
+                      "arms, test_set, margin, n_resamples")  # fmt: skip
     exp.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_device_flags(exp)
     exp.set_defaults(func=_experiment)
@@ -338,16 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         "curves", help="learning curves (rounds) of AL, AL-div and RANDOM-night from an "
         "experiment's models, with 95%% confidence intervals",
     )  # fmt: skip
-    curves.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    _add_recipe_flags(curves, "runs/curves", "a parameter of notebook 41_learning_curves: "
+                      "n_rounds, round_arms, round_blocks, round_budget, workers")  # fmt: skip
     curves.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
                         help="the experiment's folder (alkit experiment's run folder + "
                         "out/40_experiment)")  # fmt: skip
-    curves.add_argument("--run-dir", default="runs/curves")
-    curves.add_argument(
-        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="a parameter of notebook 41_learning_curves: n_rounds, round_arms, round_blocks, "
-        "round_budget, workers",
-    )  # fmt: skip
     curves.add_argument("--no-progress", action="store_true", help="no progress bars")
     curves.set_defaults(func=_curves)
     args = parser.parse_args(argv)

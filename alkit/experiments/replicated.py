@@ -37,18 +37,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
 from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.data.pool import Pool
 from alkit.ensemble.retrain import retrain
-from alkit.ensemble.train import EnsembleConfig, train_members
+from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.predict import evaluate_model
 from alkit.evaluate.test_sets import describe_test_sets, evaluation_set_ids, result_rows
-from alkit.experiments.abtest import ABConfig, ab_setup, ab_train
+from alkit.experiments.abtest import ABConfig, ABSetup, ab_setup, ab_train
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import (
     COMPARISONS,
@@ -167,7 +167,7 @@ def cost_matched_prefix(seconds: Sequence[float], budget: float) -> int:
     return n
 
 
-def saved_evaluation(
+def _evaluated(
     out: Path, make: Callable[[], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(metrics rows, detections, truth)`` of one evaluation saved as ``out`` + ``.parquet``,
@@ -200,10 +200,48 @@ class WorldRun:
     sessions: dict[int, int]
 
 
-def run_world(
+@dataclass(frozen=True)
+class WorldModels:
+    """A world seed's round-0 models and test set, shared by the experiment and its rounds:
+    the A/B ``setup``, the scoring ensemble (``trained``), ``reference`` (a learner outside
+    it), the test frames (``test_ids``, held in memory as ``test``)."""
+
+    config: ExperimentConfig
+    seed: int
+    setup: ABSetup
+    trained: TrainedEnsemble
+    reference: TrainedEnsemble
+    test_ids: list[int]
+    test: CachedFrames
+
+    def evaluate(
+        self, part: Dataset, block: int, finetune_seed: int, out: Path, what: str,
+        progress: bool, log: Callable,
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        """REFERENCE fine-tuned on the initial set + ``part`` (seeded by world, block and
+        fine-tuning seed) and evaluated on the test set: ``_evaluated(out, ...)``, the
+        matches kept for the classes of interest."""
+        c, seed = self.config.world(self.seed), self.seed
+
+        def make():
+            log(f"world {seed}, block {block}, fine-tuning seed {finetune_seed}: {what}")
+            model = retrain(self.reference.ensemble.members[0], self.reference.frames, part,
+                            c.train, c.retraining(), seed=1000 * seed + 10 * block + finetune_seed,
+                            batch_size=c.batch_size, progress=progress)  # fmt: skip
+            result = evaluate_model(model, self.test, batch_size=c.batch_size, matches=True)
+            dets, truth = result.matches
+            keep = list(c.classes_of_interest)
+            rows = result_rows(result).assign(test_set=self.config.test_set)
+            return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
+
+        return _evaluated(out, make)
+
+
+def world_models(
     config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
-) -> WorldRun:
-    """One world seed: every arm, block and fine-tuning seed (``WorldRun``)."""
+) -> WorldModels:
+    """TRAIN a world's scoring ensemble and REFERENCE in ``out_dir`` (kept ones are reused)
+    and render its test set (``WorldModels``)."""
     c = config.world(seed)
     setup = ab_setup(c, out_dir)
     trained = ab_train(setup, progress, log)
@@ -212,13 +250,22 @@ def run_world(
     ref_config = EnsembleConfig(1, c.model, ref_train, c.batch_size, c.seed + c.n_members)
     labelled = (setup.world, list(setup.initial_ids))
     reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
-    ref_model = reference.ensemble.members[0]
     test_ids = evaluation_set_ids(setup.world, config.test_set, c.test_stride)
     test = CachedFrames(VirtualFrames(setup.world, test_ids))
+    (out_dir / "evaluations").mkdir(exist_ok=True)
+    return WorldModels(config, seed, setup, trained, reference, test_ids, test)
+
+
+def run_world(
+    config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
+) -> WorldRun:
+    """One world seed: every arm, block and fine-tuning seed (``WorldRun``)."""
+    c = config.world(seed)
+    models = world_models(config, seed, out_dir, progress, log)
+    setup, trained, reference = models.setup, models.trained, models.reference
     summary = describe_test_sets(setup.world, [config.test_set], c.test_stride)
     oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
     evals = out_dir / "evaluations"
-    evals.mkdir(exist_ok=True)
     results, costs, diagnostics, matches = [], [], [], {}
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
@@ -251,19 +298,8 @@ def run_world(
         for f in config.finetune_seeds:
             for arm in (REFERENCE, *new):
                 part = new.get(arm, Subset(reference.frames, []))
-
-                def evaluate(part=part, arm=arm, b=b, f=f):
-                    log(f"world {seed}, block {b}, fine-tuning seed {f}: {arm}")
-                    model = retrain(ref_model, reference.frames, part, c.train, c.retraining(),
-                                    seed=1000 * seed + 10 * b + f, batch_size=c.batch_size,
-                                    progress=progress)  # fmt: skip
-                    result = evaluate_model(model, test, batch_size=c.batch_size, matches=True)
-                    dets, truth = result.matches
-                    keep = list(c.classes_of_interest)
-                    rows = result_rows(result).assign(test_set=config.test_set)
-                    return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
-
-                table, dets, truth = saved_evaluation(evals / f"block{b}_ft{f}_{arm}", evaluate)
+                table, dets, truth = models.evaluate(part, b, f, evals / f"block{b}_ft{f}_{arm}",
+                                                     arm, progress, log)  # fmt: skip
                 replicate = (arm, seed, b, f)
                 matches[replicate] = (dets, truth)
                 results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
@@ -275,7 +311,7 @@ def run_world(
         diagnostics=diag,
         test_sets=summary.assign(world_seed=seed),
         matches=matches,
-        sessions=test_sessions(setup.world, test_ids),
+        sessions=test_sessions(setup.world, models.test_ids),
     )
 
 
@@ -362,12 +398,13 @@ __all__ = [
     "HARD_TAGS",
     "LEVELS",
     "ExperimentConfig",
+    "WorldModels",
     "cost_matched_prefix",
     "experiment_config",
     "pool_blocks",
     "reanalyse",
-    "saved_evaluation",
     "run_experiment",
     "signal_diagnostics",
     "test_sessions",
+    "world_models",
 ]

@@ -37,16 +37,12 @@ from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
 from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.ensemble.retrain import retrain
-from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
-from alkit.evaluate.predict import evaluate_model
-from alkit.evaluate.test_sets import evaluation_set_ids, result_rows
-from alkit.experiments.abtest import ab_setup, ab_train
 from alkit.experiments.replicated import (
     ExperimentConfig,
     pool_blocks,
-    saved_evaluation,
     test_sessions,
+    world_models,
 )
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import comparison_name
@@ -94,34 +90,16 @@ def run_world_rounds(
     experiment's ``world_<seed>`` folder."""
     c = config.world(seed)
     query = replace(c.query(), budget=budget)
-    setup = ab_setup(c, out_dir)
-    trained = ab_train(setup, progress, log)
-    ref_train = {**dict(c.train), **dict(config.reference_train)}
-    ref_config = EnsembleConfig(1, c.model, ref_train, c.batch_size, c.seed + c.n_members)
-    labelled = (setup.world, list(setup.initial_ids))
-    reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
-    ref_model, members0 = reference.ensemble.members[0], list(trained.ensemble.members)
-    test_ids = evaluation_set_ids(setup.world, config.test_set, c.test_stride)
-    test = CachedFrames(VirtualFrames(setup.world, test_ids))
+    models = world_models(config, seed, out_dir, progress, log)
+    setup, members0 = models.setup, list(models.trained.ensemble.members)
     oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
     rounds = out_dir / "rounds"
-    for folder in (out_dir / "evaluations", rounds / "evaluations"):
-        folder.mkdir(parents=True, exist_ok=True)
-    keep = list(c.classes_of_interest)
+    (rounds / "evaluations").mkdir(parents=True, exist_ok=True)
     results, costs, matches = [], [], {}
 
-    def evaluate(name: str, part, b: int, f: int, method: str, r: int) -> None:
-        def make():
-            log(f"world {seed}, block {b}, fine-tuning seed {f}: {method}, round {r}")
-            model = retrain(ref_model, reference.frames, part, c.train, c.retraining(),
-                            seed=1000 * seed + 10 * b + f, batch_size=c.batch_size,
-                            progress=progress)  # fmt: skip
-            result = evaluate_model(model, test, batch_size=c.batch_size, matches=True)
-            dets, truth = result.matches
-            rows = result_rows(result).assign(test_set=config.test_set)
-            return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
-
-        table, dets, truth = saved_evaluation(name, make)
+    def evaluate(name: Path, part, b: int, f: int, method: str, r: int) -> None:
+        what = method if r == 0 else f"{method}, round {r}"
+        table, dets, truth = models.evaluate(part, b, f, name, what, progress, log)
         for arm in arms if r == 0 else [method]:
             matches[(arm_at(arm, r), seed, b, f)] = (dets, truth)
             results.append(table.assign(method=arm, round=r, world_seed=seed, pool_block=b,
@@ -130,7 +108,7 @@ def run_world_rounds(
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)[:blocks]):
         for f in config.finetune_seeds:  # round 0: the experiment's REFERENCE evaluation
             evaluate(out_dir / "evaluations" / f"block{b}_ft{f}_{REFERENCE}",
-                     Subset(reference.frames, []), b, f, REFERENCE, 0)  # fmt: skip
+                     Subset(models.reference.frames, []), b, f, REFERENCE, 0)  # fmt: skip
         for arm in arms:
             done: list[int] = []
             scorers = members0
@@ -161,12 +139,12 @@ def run_world_rounds(
                 later = out_dir / "selections" / f"{selection_name(b, r + 1, arm)}.json"
                 if arm in SCORED_METHODS and r < n_rounds and not later.exists():
                     log(f"world {seed}, block {b}: {arm} round {r}, retrain its ensemble")
-                    scorers = [retrain(m, trained.frames, new, c.train, c.retraining(),
+                    scorers = [retrain(m, models.trained.frames, new, c.train, c.retraining(),
                                        seed=c.seed * 1000 + 10 * r + i, batch_size=c.batch_size,
                                        progress=progress)
                                for i, m in enumerate(members0)]  # fmt: skip
     return WorldRounds(pd.concat(results, ignore_index=True), pd.DataFrame(costs), matches,
-                       test_sessions(setup.world, test_ids))  # fmt: skip
+                       test_sessions(setup.world, models.test_ids))  # fmt: skip
 
 
 def _run_world_rounds_alone(config, seed, out_dir, *args) -> WorldRounds:
