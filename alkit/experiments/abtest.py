@@ -26,25 +26,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Subset
 
 from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.summary import batch_summary
 from alkit.data import storage
 from alkit.data.classes import CLASSES
-from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.data.labels import LabelledBatch
-from alkit.data.lineage import append_batch
 from alkit.data.pool import Pool
-from alkit.data.versions import DatasetVersion, cached_frames
-from alkit.ensemble.retrain import RetrainConfig, retrain
+from alkit.data.versions import DatasetVersion
+from alkit.ensemble.retrain import RetrainConfig
 from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError, check_known_fields
-from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
+from alkit.evaluate.test_sets import evaluation_set_ids
 from alkit.experiments.stats import verdicts_table
 from alkit.experiments.tables import (
     REFERENCE,
@@ -56,14 +54,11 @@ from alkit.experiments.tables import (
     selection_figure,
     summary_table,
 )
+from alkit.loop import Acquired, Arm, FrameCache, Learner, RoundContext, learn, version_frames
+from alkit.loop.frames import NoFrames
+from alkit.loop.round import acquired_as, query
 from alkit.query.methods import SEED_METHODS
-from alkit.query.pool_query import (
-    Queried,
-    QueryConfig,
-    ScoringConfig,
-    query_pool,
-    scoring_from_values,
-)
+from alkit.query.pool_query import Queried, QueryConfig, ScoringConfig, scoring_from_values
 from alkit.sim import World
 from alkit.sim.experiment import (
     initial_frame_ids,
@@ -182,14 +177,24 @@ class ABSetup:
     world: World
     pool: Pool
     initial_ids: tuple[int, ...]
+    frames: FrameCache
 
 
 @dataclass(frozen=True)
-class Annotated:
-    """Per method: the oracle's ``batches`` and the appended ``versions``."""
+class Acquisitions:
+    """The ``initial`` version and, per method, what its round acquired (the oracle's batch,
+    the appended version)."""
 
-    batches: dict[str, LabelledBatch]
-    versions: dict[str, DatasetVersion]
+    initial: DatasetVersion
+    acquired: dict[str, Acquired]
+
+    @property
+    def batches(self) -> dict[str, LabelledBatch]:
+        return {m: a.batch for m, a in self.acquired.items()}
+
+    @property
+    def versions(self) -> dict[str, DatasetVersion]:
+        return {m: a.version for m, a in self.acquired.items()}
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,7 @@ def ab_setup(config: ABConfig | Mapping, run_dir: str | Path) -> ABSetup:
     storage.atomic_write_json(str(saved), c.to_dict())
     world = make_world(c.profile, c.world_seed, c.sessions)
     ids = tuple(initial_frame_ids(world, c.initial_stride))
-    return ABSetup(c, run, world, world_pool(world), ids)
+    return ABSetup(c, run, world, world_pool(world), ids, FrameCache(world))
 
 
 # 1 TRAIN --------------------------------------------------------------------------------------
@@ -235,33 +240,43 @@ def ab_train(
 
 
 # 2 QUERY --------------------------------------------------------------------------------------
+def ab_context(setup: ABSetup, test_sets: dict | None = None) -> RoundContext:
+    """The round's context of this run: the oracle, the query and scoring settings, the
+    retraining, the run folder and its versions store, the world's frames rendered once."""
+    c = setup.config
+    return RoundContext(
+        pool=setup.pool, labeller=OracleLabeler(setup.world), query=c.query(),
+        scoring=c.scoring(), retraining=c.retraining(), test_sets=test_sets or {},
+        out_dir=setup.run_dir, versions_root=str(setup.run_dir / "versions"),
+        frames=setup.frames, visible=visible_objects(setup.world), progress=False,
+    )  # fmt: skip
+
+
 def ab_query(
     setup: ABSetup, trained: TrainedEnsemble, progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Queried:  # fmt: skip
     """Every method's selection (``<run>/selections/<METHOD>.json``, scores in ``<run>/scores``)."""
-    c = setup.config
     log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(SEED_METHODS)}")
-    return query_pool(trained.ensemble, setup.pool, setup.run_dir, tuple(SEED_METHODS), c.query(),
-                      c.scoring(), visible=visible_objects(setup.world),
-                      progress=progress)  # fmt: skip
+    ctx = replace(ab_context(setup), progress=progress)
+    return query(ctx, trained.ensemble, [Arm(m) for m in SEED_METHODS])
 
 
 # 3 ANNOTATE + 4 APPEND ------------------------------------------------------------------------
-def ab_annotate(setup: ABSetup, queried: Queried, log: Callable[[str], None] = print) -> Annotated:
+def ab_annotate(
+    setup: ABSetup, queried: Queried, log: Callable[[str], None] = print
+) -> Acquisitions:
     """The oracle labels each selection; each is appended to the initial set as a version
     (``<run>/versions``); ``<run>/selection_analysis.csv`` holds what each batch contains."""
-    oracle = OracleLabeler(setup.world)
+    ctx = ab_context(setup)
     initial = initial_version(setup.world, setup.config.initial_stride)
-    root = str(setup.run_dir / "versions")
-    batches, versions = {}, {}
-    for method, sel in queried.selections.items():
-        batches[method] = oracle.label(list(sel.frame_ids))
-        versions[method] = append_batch(root, initial, batches[method], sel,
-                                        params={"method": method})  # fmt: skip
-    batch_summary(batches).to_csv(setup.run_dir / "selection_analysis.csv")
-    log("ANNOTATE " + ", ".join(f"{m}: {len(b)} frames" for m, b in batches.items()))
-    return Annotated(batches, versions)
+    acquired = {m: acquired_as(ctx, Arm(m), sel, queried.paths[m], initial, queried.scores)
+                for m, sel in queried.selections.items()}  # fmt: skip
+    batch_summary({m: a.batch for m, a in acquired.items()}).to_csv(
+        setup.run_dir / "selection_analysis.csv"
+    )
+    log("ANNOTATE " + ", ".join(f"{m}: {len(a.batch)} frames" for m, a in acquired.items()))
+    return Acquisitions(initial, acquired)
 
 
 def ab_splits(
@@ -284,47 +299,52 @@ def ab_splits(
 
 # 5 A/B: retrain and EVALUATE ------------------------------------------------------------------
 def ab_evaluate(
-    setup: ABSetup, trained: TrainedEnsemble, queried: Queried, annotated: Annotated,
+    setup: ABSetup, trained: TrainedEnsemble, queried: Queried, annotated: Acquisitions,
     progress: bool = True, log: Callable[[str], None] = print,
 ) -> pd.DataFrame:  # fmt: skip
     """The seed's protocol (module docstring, step 4): one row per evaluation, in
-    ``<run>/ab/<method>_<split>.parquet`` and ``<run>/results.csv``."""
-    c, world = setup.config, setup.world
+    ``<run>/ab/<method>_<split>.parquet`` and ``<run>/results.csv``; each row names the
+    version its model trained on (``version``: the initial set for REFERENCE, else the
+    method's appended version, of which the split's training part is drawn)."""
+    c = setup.config
     out = setup.run_dir / "ab"
     out.mkdir(exist_ok=True)
-    reference = trained.ensemble.members[0]
-    fixed = evaluation_sets(world, ("global", "night_heldout"), c.test_stride)
+    frames = setup.frames
+    fixed = {n: frames.frames(evaluation_set_ids(setup.world, n, c.test_stride))
+             for n in ("global", "night_heldout")}  # fmt: skip
+    initial = annotated.initial
+    learner = Learner(trained.ensemble.members[0], initial, trained.frames, c.train, c.batch_size)
     methods = tuple(queried.selections)
-    new = {}
+    new, index = {}, {}
     for m in methods:
-        new[m] = cached_frames(annotated.versions[m], world, queried.selections[m].frame_ids)
-    index = {m: {fid: i for i, fid in enumerate(new[m].frame_ids)} for m in methods}
+        version = annotated.acquired[m].version
+        ids = [f for f in version.frame_ids if f in set(queried.selections[m].frame_ids)]
+        new[m] = version_frames(version, ids, frames)
+        index[m] = {fid: i for i, fid in enumerate(ids)}
     splits = ab_splits(setup, queried, log)
     for s in range(c.n_splits):
         night = sorted(set(splits["AL"][s][1]) | set(splits["MANUAL"][s][1]))
-        manual = splits["MANUAL"][s][1]
-        sets = {**fixed,
-                "night": CachedFrames(VirtualFrames(world, night)),
-                "manual": CachedFrames(VirtualFrames(world, manual))}  # fmt: skip
+        sets = {**fixed, "night": frames.frames(night),
+                "manual": frames.frames(splits["MANUAL"][s][1])}  # fmt: skip
+        ctx = replace(ab_context(setup, sets), eval_batch_size=32, progress=progress)
         for method in (REFERENCE, *methods):
             path = out / f"{method}_{s}.parquet"
             if path.exists():
                 continue
-            if method == REFERENCE and c.retrain == "scratch":
-                model = reference
-            else:
+            if method == REFERENCE:
                 # Fine-tuning: REFERENCE gets the same extra steps on the initial data
                 # alone, so a method's gain is its new labels', not the extra training's.
-                if method == REFERENCE:
-                    part: Dataset = Subset(trained.frames, [])
-                else:
-                    part = Subset(new[method], [index[method][i] for i in splits[method][s][0]])
-                log(f"A/B split {s}: retrain {method} on initial + {len(part)}")
-                model = retrain(reference, trained.frames, part, c.train, c.retraining(),
-                                seed=c.seed * 100 + s, batch_size=c.batch_size,
-                                progress=progress)  # fmt: skip
-            table = evaluation_table(model, sets).assign(method=method, split=s)
-            storage.atomic_write_parquet(table[[*RESULT_COLUMNS, "n_gt"]], str(path))
+                version, part = initial, NoFrames()
+                if c.retrain == "scratch":
+                    ctx = replace(ctx, retraining=None)
+            else:
+                version = annotated.acquired[method].version
+                part = Subset(new[method], [index[method][i] for i in splits[method][s][0]])
+            log(f"A/B split {s}: retrain {method} on initial + {len(part)}")
+            learned = learn(ctx, learner, version, part, seed=c.seed * 100 + s)
+            table = learned.evaluation.table.assign(method=method, split=s)
+            storage.atomic_write_parquet(table[[*RESULT_COLUMNS, "n_gt", "version"]], str(path))
+            ctx = replace(ctx, retraining=c.retraining())
     results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
                         ignore_index=True)  # fmt: skip
     results.to_csv(setup.run_dir / "results.csv", index=False)
@@ -394,8 +414,9 @@ __all__ = [
     "ABConfig",
     "ABResult",
     "ABSetup",
-    "Annotated",
+    "Acquisitions",
     "ab_annotate",
+    "ab_context",
     "ab_evaluate",
     "ab_query",
     "ab_report",
