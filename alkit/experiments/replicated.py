@@ -30,25 +30,20 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
-from alkit.data.datasets import CachedFrames, VirtualFrames
 from alkit.data.pool import Pool
-from alkit.ensemble.retrain import retrain
+from alkit.data.versions import DatasetVersion
 from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError
-from alkit.evaluate.predict import evaluate_model
-from alkit.evaluate.test_sets import describe_test_sets, evaluation_set_ids, result_rows
-from alkit.experiments.abtest import ABConfig, ABSetup, ab_setup, ab_train
+from alkit.evaluate.test_sets import describe_test_sets, evaluation_set_ids
+from alkit.experiments.abtest import ABConfig, ABSetup, ab_context, ab_setup, ab_train
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import (
     COMPARISONS,
@@ -57,10 +52,13 @@ from alkit.experiments.stats import (
     split_half_correlation,
 )
 from alkit.experiments.tables import REFERENCE
+from alkit.experiments.workers import run_world_seeds
+from alkit.loop import Arm, Learner, RoundContext, learn
+from alkit.loop.frames import NoFrames
+from alkit.loop.round import acquired_as, appended_prefix, new_frames, query
 from alkit.query.methods import check_methods
-from alkit.query.pool_query import query_pool
 from alkit.query.score import read_scores, score_pool
-from alkit.sim.experiment import visible_objects
+from alkit.sim.experiment import initial_version
 
 #: The arms of the experiment (``alkit.query.methods``).
 ARMS = ("AL", "AL-div", "RANDOM-night", "RANDOM", "METADATA", "MANUAL", "COUNT")
@@ -94,7 +92,8 @@ class ExperimentConfig:
             raise ConfigError("pool_blocks must be >= 1 and world_seeds, finetune_seeds non-empty")
         ABConfig.from_dict(dict(self.ab))  # checks the fields now, naming an unknown one
 
-    def world(self, seed: int) -> ABConfig:
+    def world_config(self, seed: int) -> ABConfig:
+        """The configuration of world seed ``seed``'s run (its ``ABConfig``)."""
         return ABConfig.from_dict({**dict(self.ab), "world_seed": seed})
 
 
@@ -203,38 +202,51 @@ class WorldRun:
 @dataclass(frozen=True)
 class WorldModels:
     """A world seed's round-0 models and test set, shared by the experiment and its rounds:
-    the A/B ``setup``, the scoring ensemble (``trained``), ``reference`` (a learner outside
-    it), the test frames (``test_ids``, held in memory as ``test``)."""
+    the A/B ``setup``, the scoring ensemble (``trained``), ``reference`` (REFERENCE: a
+    learner outside it, trained on the ``initial`` version), the test frames (``test_ids``),
+    and the round's context (``ctx``: the oracle, the world's versions store, the test set,
+    the matches kept for the classes of interest)."""
 
     config: ExperimentConfig
     seed: int
     setup: ABSetup
     trained: TrainedEnsemble
     reference: TrainedEnsemble
+    initial: DatasetVersion
     test_ids: list[int]
-    test: CachedFrames
+    ctx: RoundContext
 
-    def evaluate(
-        self, part: Dataset, block: int, finetune_seed: int, out: Path, what: str,
-        progress: bool, log: Callable,
-    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
-        """REFERENCE fine-tuned on the initial set + ``part`` (seeded by world, block and
-        fine-tuning seed) and evaluated on the test set: ``_evaluated(out, ...)``, the
-        matches kept for the classes of interest."""
-        c, seed = self.config.world(self.seed), self.seed
+    def learner(self) -> Learner:
+        """REFERENCE as the learner every arm retrains."""
+        c = self.config.world_config(self.seed)
+        return Learner(self.reference.ensemble.members[0], self.initial, self.reference.frames,
+                       c.train, c.batch_size)  # fmt: skip
 
-        def make():
-            log(f"world {seed}, block {block}, fine-tuning seed {finetune_seed}: {what}")
-            model = retrain(self.reference.ensemble.members[0], self.reference.frames, part,
-                            c.train, c.retraining(), seed=1000 * seed + 10 * block + finetune_seed,
-                            batch_size=c.batch_size, progress=progress)  # fmt: skip
-            result = evaluate_model(model, self.test, batch_size=c.batch_size, matches=True)
-            dets, truth = result.matches
-            keep = list(c.classes_of_interest)
-            rows = result_rows(result).assign(test_set=self.config.test_set)
-            return rows, dets[dets["class"].isin(keep)], truth[truth["class"].isin(keep)]
+    def scorers(self) -> list[Learner]:
+        """The scoring ensemble's members as learners (an arm's own ensemble, retrained)."""
+        c = self.config.world_config(self.seed)
+        return [Learner(m, self.initial, self.trained.frames, c.train, c.batch_size)
+                for m in self.trained.ensemble.members]  # fmt: skip
 
-        return _evaluated(out, make)
+
+def learned_evaluation(
+    models: WorldModels, version: DatasetVersion, part: Dataset, block: int,
+    finetune_seed: int, out: Path, what: str, log: Callable,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """REFERENCE retrained on ``version`` (the initial set + ``part``, seeded by world, block
+    and fine-tuning seed) and evaluated on the test set (``alkit.loop.learn``), saved as
+    ``out`` (``_evaluated``): rows with the version's hash, and the kept matches."""
+    seed = models.seed
+
+    def make():
+        log(f"world {seed}, block {block}, fine-tuning seed {finetune_seed}: {what}")
+        learned = learn(models.ctx, models.learner(), version, part,
+                        seed=1000 * seed + 10 * block + finetune_seed)  # fmt: skip
+        ev = learned.evaluation
+        dets, truth = ev.matches[models.config.test_set]
+        return ev.table, dets, truth
+
+    return _evaluated(out, make)
 
 
 def world_models(
@@ -242,7 +254,7 @@ def world_models(
 ) -> WorldModels:
     """TRAIN a world's scoring ensemble and REFERENCE in ``out_dir`` (kept ones are reused)
     and render its test set (``WorldModels``)."""
-    c = config.world(seed)
+    c = config.world_config(seed)
     setup = ab_setup(c, out_dir)
     trained = ab_train(setup, progress, log)
     log(f"world {seed}: TRAIN REFERENCE, a learner outside the ensemble")
@@ -251,55 +263,63 @@ def world_models(
     labelled = (setup.world, list(setup.initial_ids))
     reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
     test_ids = evaluation_set_ids(setup.world, config.test_set, c.test_stride)
-    test = CachedFrames(VirtualFrames(setup.world, test_ids))
+    ctx = replace(ab_context(setup, {config.test_set: setup.frames.frames(test_ids)}),
+                  keep_matches=tuple(c.classes_of_interest), eval_batch_size=c.batch_size,
+                  progress=progress)  # fmt: skip
     (out_dir / "evaluations").mkdir(exist_ok=True)
-    return WorldModels(config, seed, setup, trained, reference, test_ids, test)
+    initial = initial_version(setup.world, c.initial_stride)
+    return WorldModels(config, seed, setup, trained, reference, initial, test_ids, ctx)
 
 
 def run_world(
     config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
 ) -> WorldRun:
-    """One world seed: every arm, block and fine-tuning seed (``WorldRun``)."""
-    c = config.world(seed)
+    """One world seed: every arm, block and fine-tuning seed (``WorldRun``); every selection
+    is labelled and APPENDed to the initial set, and REFERENCE retrains on that version."""
+    c = config.world_config(seed)
     models = world_models(config, seed, out_dir, progress, log)
-    setup, trained, reference = models.setup, models.trained, models.reference
+    setup, trained, initial = models.setup, models.trained, models.initial
     summary = describe_test_sets(setup.world, [config.test_set], c.test_stride)
-    oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
     evals = out_dir / "evaluations"
     results, costs, diagnostics, matches = [], [], [], {}
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
-        queried = query_pool(trained.ensemble, block, out_dir, config.arms, c.query(),
-                             c.scoring(), visible=visible, seed=c.seed + b,
-                             name=f"block{b}_{{method}}", progress=progress)  # fmt: skip
+        ctx = replace(models.ctx, pool=block)
+        arms = [Arm(a, seed=c.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
+                for a in config.arms]  # fmt: skip
+        queried = query(ctx, trained.ensemble, arms)
         if queried.scores is not None and len(trained.ensemble) >= 4:  # halves of >= 2
             diag = signal_diagnostics(trained.ensemble, setup.world, queried.scores,
                                       c.classes_of_interest, out_dir / f"diagnostics_block{b}",
                                       c.scoring(), seed=c.seed + b)  # fmt: skip
             diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
-        new, batches = {}, {}
-        for arm, sel in queried.selections.items():
-            ids = list(sel.frame_ids)
-            batches[arm] = batch = oracle.label(ids)
-            costs.append({"method": arm, "world_seed": seed, "pool_block": b,
-                          "frames": len(batch), "boxes": batch.num_boxes,
-                          "seconds": batch.total_seconds})  # fmt: skip
-            new[arm] = CachedFrames(VirtualFrames(setup.world, ids))
+        new, versions, acquired = {}, {}, {}
+        for arm in arms:
+            sel = queried.selections[arm.method]
+            acquired[arm.method] = got = acquired_as(ctx, arm, sel, queried.paths[arm.method],
+                                                     initial)  # fmt: skip
+            costs.append({"method": arm.method, "world_seed": seed, "pool_block": b,
+                          "frames": len(got.batch), "boxes": got.batch.num_boxes,
+                          "seconds": got.batch.total_seconds})  # fmt: skip
+            versions[arm.method] = got.version
+            new[arm.method] = new_frames(ctx, got.version, got.frame_ids)
         if config.cost_matched:  # every arm cut to the cheapest selection's seconds
-            budget = min(batch.total_seconds for batch in batches.values())
-            for arm, batch in batches.items():
-                n = cost_matched_prefix(batch.seconds.tolist(), budget)
+            budget = min(a.batch.total_seconds for a in acquired.values())
+            for arm, got in acquired.items():
+                n = cost_matched_prefix(got.batch.seconds.tolist(), budget)
                 name = arm + COST_MATCHED
-                new[name] = Subset(new[arm], list(range(n)))
+                versions[name] = appended_prefix(ctx, got, n, initial, name) if n else initial
+                new[name] = new_frames(ctx, versions[name], got.frame_ids[:n])
                 costs.append({"method": name, "world_seed": seed, "pool_block": b,
                               "frames": n, "boxes": int(sum(len(fr.labels) for fr in
-                                                            batch.frames[:n])),
-                              "seconds": float(batch.seconds[:n].sum())})  # fmt: skip
+                                                            got.batch.frames[:n])),
+                              "seconds": float(got.batch.seconds[:n].sum())})  # fmt: skip
         for f in config.finetune_seeds:
             for arm in (REFERENCE, *new):
-                part = new.get(arm, Subset(reference.frames, []))
-                table, dets, truth = models.evaluate(part, b, f, evals / f"block{b}_ft{f}_{arm}",
-                                                     arm, progress, log)  # fmt: skip
+                version, part = versions.get(arm, initial), new.get(arm, NoFrames())
+                table, dets, truth = learned_evaluation(models, version, part, b, f,
+                                                        evals / f"block{b}_ft{f}_{arm}", arm,
+                                                        log)  # fmt: skip
                 replicate = (arm, seed, b, f)
                 matches[replicate] = (dets, truth)
                 results.append(table.assign(method=arm, world_seed=seed, pool_block=b,
@@ -313,14 +333,6 @@ def run_world(
         matches=matches,
         sessions=test_sessions(setup.world, models.test_ids),
     )
-
-
-def _run_world_alone(config: ExperimentConfig, seed: int, out_dir: Path) -> WorldRun:
-    """``run_world`` in a worker process of its own, on one CPU thread, logging by line."""
-    import torch
-
-    torch.set_num_threads(1)
-    return run_world(config, seed, out_dir, False, functools.partial(print, flush=True))
 
 
 def run_experiment(
@@ -343,22 +355,14 @@ def run_experiment(
     if saved.exists() and json.loads(saved.read_text()) != plain:
         raise ConfigError(f"{saved} holds another configuration; use a new run folder")
     storage.atomic_write_json(str(saved), plain)
-    if workers > 1 and len(config.world_seeds) > 1:
-        log(f"{len(config.world_seeds)} world seeds, {workers} at a time in worker processes")
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            jobs = [pool.submit(_run_world_alone, config, s, out / f"world_{s}")
-                    for s in config.world_seeds]  # fmt: skip
-            parts = [job.result() for job in jobs]
-    else:
-        parts = [run_world(config, s, out / f"world_{s}", progress, log)
-                 for s in config.world_seeds]  # fmt: skip
+    run = functools.partial(run_world, config)
+    parts = run_world_seeds(run, config.world_seeds, out, (), workers, progress, log)
     results = pd.concat([p.results for p in parts], ignore_index=True)
-    results = results[["method", *LEVELS, "class", "metric", "value", "n_gt"]]
+    results = results[["method", *LEVELS, "class", "metric", "value", "n_gt", "version"]]
     costs = pd.concat([p.costs for p in parts], ignore_index=True)
     diagnostics = pd.concat([p.diagnostics for p in parts], ignore_index=True)
     test_sets = pd.concat([p.test_sets for p in parts], ignore_index=True)
-    classes = list(config.world(config.world_seeds[0]).classes_of_interest)
+    classes = list(config.world_config(config.world_seeds[0]).classes_of_interest)
     comparisons = [(a, b) for a, b in COMPARISONS if {a, b} <= {REFERENCE, *config.arms}]
     if config.cost_matched:
         comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]
@@ -406,5 +410,6 @@ __all__ = [
     "run_experiment",
     "signal_diagnostics",
     "test_sessions",
+    "learned_evaluation",
     "world_models",
 ]

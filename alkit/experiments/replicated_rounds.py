@@ -21,25 +21,20 @@ the share of labels AL needs to reach the control's final AP@0.5 (``label_share`
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from torch.utils.data import Subset
 
-from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
-from alkit.data.datasets import CachedFrames, VirtualFrames
-from alkit.ensemble.retrain import retrain
 from alkit.errors import ConfigError
 from alkit.experiments.replicated import (
     ExperimentConfig,
+    learned_evaluation,
     pool_blocks,
     test_sessions,
     world_models,
@@ -47,10 +42,11 @@ from alkit.experiments.replicated import (
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import comparison_name
 from alkit.experiments.tables import METHOD_COLORS, REFERENCE
+from alkit.experiments.workers import run_world_seeds
+from alkit.loop import Arm, acquire, retrain_members
+from alkit.loop.frames import NoFrames
+from alkit.loop.round import new_frames
 from alkit.query.methods import SCORED_METHODS, check_methods
-from alkit.query.pool_query import query_pool
-from alkit.query.selection import load_selection
-from alkit.sim.experiment import visible_objects
 
 #: The arms of the learning curves; the last is the control the others are compared with.
 ROUND_ARMS = ("AL", "AL-div", "RANDOM-night")
@@ -88,18 +84,17 @@ def run_world_rounds(
 ) -> WorldRounds:  # fmt: skip
     """One world seed's rounds of ``budget`` frames (module docstring); ``out_dir`` is the
     experiment's ``world_<seed>`` folder."""
-    c = config.world(seed)
-    query = replace(c.query(), budget=budget)
+    c = config.world_config(seed)
     models = world_models(config, seed, out_dir, progress, log)
-    setup, members0 = models.setup, list(models.trained.ensemble.members)
-    oracle, visible = OracleLabeler(setup.world), visible_objects(setup.world)
+    setup, initial = models.setup, models.initial
+    ctx = replace(models.ctx, query=replace(c.query(), budget=budget))
     rounds = out_dir / "rounds"
     (rounds / "evaluations").mkdir(parents=True, exist_ok=True)
     results, costs, matches = [], [], {}
 
-    def evaluate(name: Path, part, b: int, f: int, method: str, r: int) -> None:
+    def evaluate(name: Path, version, part, b: int, f: int, method: str, r: int) -> None:
         what = method if r == 0 else f"{method}, round {r}"
-        table, dets, truth = models.evaluate(part, b, f, name, what, progress, log)
+        table, dets, truth = learned_evaluation(models, version, part, b, f, name, what, log)
         for arm in arms if r == 0 else [method]:
             matches[(arm_at(arm, r), seed, b, f)] = (dets, truth)
             results.append(table.assign(method=arm, round=r, world_seed=seed, pool_block=b,
@@ -107,53 +102,39 @@ def run_world_rounds(
 
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)[:blocks]):
         for f in config.finetune_seeds:  # round 0: the experiment's REFERENCE evaluation
-            evaluate(out_dir / "evaluations" / f"block{b}_ft{f}_{REFERENCE}",
-                     Subset(models.reference.frames, []), b, f, REFERENCE, 0)  # fmt: skip
+            evaluate(out_dir / "evaluations" / f"block{b}_ft{f}_{REFERENCE}", initial,
+                     NoFrames(), b, f, REFERENCE, 0)  # fmt: skip
+        block_ctx = replace(ctx, pool=block)
         for arm in arms:
             done: list[int] = []
-            scorers = members0
+            scorers = list(models.trained.ensemble.members)
+            version = initial
             for r in range(1, n_rounds + 1):
                 name = selection_name(b, r, arm)
-                saved = out_dir / "selections" / f"{name}.json"
                 shared = out_dir / "scores" / f"block{b}_AL"  # the round-0 ensemble's scores
                 if r == 1 and arm in SCORED_METHODS and shared.exists():
                     shutil.copytree(shared, out_dir / "scores" / name, dirs_exist_ok=True)
-                if saved.exists():  # picked by an earlier call with the same models
-                    picked = list(load_selection(str(saved)).frame_ids)
-                else:
-                    log(f"world {seed}, block {b}: {arm} round {r}, QUERY, {len(done)} taken")
-                    queried = query_pool(scorers, block, out_dir, (arm,), query, c.scoring(),
-                                         taken=done, visible=visible, seed=c.seed + 100 * b + r,
-                                         name=name, params={"round": r},
-                                         progress=progress)  # fmt: skip
-                    picked = list(queried.selections[arm].frame_ids)
-                batch = oracle.label(picked)
+                log(f"world {seed}, block {b}: {arm} round {r}, {len(done)} taken")
+                picked = Arm(arm, seed=c.seed + 100 * b + r, name=name,
+                             params={"round": r, "pool_block": b})  # fmt: skip
+                # a selection picked by an earlier call with the same models is reused
+                acquired = acquire(block_ctx, scorers, picked, version, taken=done, reuse=True)
+                version, batch = acquired.version, acquired.batch
                 costs.append({"method": arm, "round": r, "world_seed": seed, "pool_block": b,
-                              "frames": len(picked), "boxes": batch.num_boxes,
+                              "frames": len(batch), "boxes": batch.num_boxes,
                               "seconds": batch.total_seconds})  # fmt: skip
-                done += picked
-                new = CachedFrames(VirtualFrames(setup.world, done))
+                done += acquired.frame_ids
+                new = new_frames(ctx, version, done)
                 for f in config.finetune_seeds:
-                    evaluate(rounds / "evaluations" / f"block{b}_ft{f}_{arm}_r{r}", new, b, f,
-                             arm, r)  # fmt: skip
+                    evaluate(rounds / "evaluations" / f"block{b}_ft{f}_{arm}_r{r}", version, new,
+                             b, f, arm, r)  # fmt: skip
                 later = out_dir / "selections" / f"{selection_name(b, r + 1, arm)}.json"
                 if arm in SCORED_METHODS and r < n_rounds and not later.exists():
                     log(f"world {seed}, block {b}: {arm} round {r}, retrain its ensemble")
-                    scorers = [retrain(m, models.trained.frames, new, c.train, c.retraining(),
-                                       seed=c.seed * 1000 + 10 * r + i, batch_size=c.batch_size,
-                                       progress=progress)
-                               for i, m in enumerate(members0)]  # fmt: skip
+                    seeds = [c.seed * 1000 + 10 * r + i for i in range(len(scorers))]
+                    scorers = retrain_members(ctx, models.scorers(), version, new, seeds)
     return WorldRounds(pd.concat(results, ignore_index=True), pd.DataFrame(costs), matches,
                        test_sessions(setup.world, models.test_ids))  # fmt: skip
-
-
-def _run_world_rounds_alone(config, seed, out_dir, *args) -> WorldRounds:
-    """``run_world_rounds`` in a worker process of its own, on one CPU thread."""
-    import torch
-
-    torch.set_num_threads(1)
-    log = functools.partial(print, flush=True)
-    return run_world_rounds(config, seed, out_dir, *args, False, log)
 
 
 def label_share(curves: pd.DataFrame, arm: str, control: str, metric: str = "AP50") -> pd.DataFrame:
@@ -223,24 +204,17 @@ def run_rounds_experiment(
     if n_rounds < 1 or not 1 <= blocks <= config.pool_blocks or len(arms) < 2:
         raise ConfigError(f"need n_rounds >= 1 (got {n_rounds}), 1 <= blocks <= pool_blocks "
                           f"(got {blocks}) and at least 2 arms (got {list(arms)})")  # fmt: skip
-    budget = budget or config.world(config.world_seeds[0]).budget // n_rounds
+    budget = budget or config.world_config(config.world_seeds[0]).budget // n_rounds
     if budget < 1:
         raise ConfigError(f"budget per round must be >= 1, got {budget}")
     worlds, out = Path(experiment_dir), Path(out_dir or experiment_dir)
     out.mkdir(parents=True, exist_ok=True)
     args = (n_rounds, tuple(arms), blocks, budget)
-    if workers > 1 and len(config.world_seeds) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            jobs = [pool.submit(_run_world_rounds_alone, config, s, worlds / f"world_{s}", *args)
-                    for s in config.world_seeds]  # fmt: skip
-            parts = [job.result() for job in jobs]
-    else:
-        parts = [run_world_rounds(config, s, worlds / f"world_{s}", *args, progress, log)
-                 for s in config.world_seeds]  # fmt: skip
+    run = functools.partial(run_world_rounds, config)
+    parts = run_world_seeds(run, config.world_seeds, worlds, args, workers, progress, log)
     results = pd.concat([p.results for p in parts], ignore_index=True)
     results["new_frames"] = results["round"] * budget
-    classes = list(config.world(config.world_seeds[0]).classes_of_interest)
+    classes = list(config.world_config(config.world_seeds[0]).classes_of_interest)
     control = arms[-1]
     gains = [(arm_at(a, r), REFERENCE) for a in arms for r in range(1, n_rounds + 1)]
     versus = [(arm_at(a, r), arm_at(control, r))

@@ -26,15 +26,13 @@ import pandas as pd
 
 from alkit.annotate.oracle import OracleLabeler
 from alkit.data import storage
-from alkit.data.lineage import append_batch
-from alkit.data.versions import cached_frames
-from alkit.ensemble.retrain import retrain
 from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
-from alkit.evaluate.test_sets import evaluation_sets, evaluation_table
+from alkit.evaluate.test_sets import evaluation_set_ids
 from alkit.experiments.abtest import ABConfig, as_ab_config
+from alkit.loop import Arm, FrameCache, Learner, RoundContext, acquire, evaluate, retrain_members
+from alkit.loop.round import new_frames
 from alkit.query.methods import SCORED_METHODS, check_methods
-from alkit.query.pool_query import query_pool
 from alkit.sim.experiment import (
     initial_frame_ids,
     initial_version,
@@ -108,56 +106,43 @@ def run_rounds(
     log(f"round 0: TRAIN {c.n_members} members on {len(initial_ids)} initial frames")
     trained = train_members((world, initial_ids), out / "ensemble", c.ensemble(),
                             progress=progress)  # fmt: skip
+    frames = FrameCache(world)
+    sets = {n: frames.frames(evaluation_set_ids(world, n, c.test_stride)) for n in test_set_names}
+    ctx = RoundContext(
+        pool=world_pool(world), labeller=OracleLabeler(world), query=c.query(),
+        scoring=replace(c.scoring(), precision=trained.ensemble.train_precision),
+        retraining=c.retraining(), test_sets=sets, out_dir=out,
+        versions_root=str(out / "versions"), frames=frames, visible=visible_objects(world),
+        eval_batch_size=c.batch_size, progress=progress,
+    )  # fmt: skip
+    initial = initial_version(world, c.initial_stride)
     reference = list(trained.ensemble.members)
-    scoring = replace(c.scoring(), precision=trained.ensemble.train_precision)
-    sets = evaluation_sets(world, test_set_names, c.test_stride)
-    pool, visible = world_pool(world), visible_objects(world)
-    oracle = OracleLabeler(world)
-    versions = {m: initial_version(world, c.initial_stride) for m in methods}
+    learners = [Learner(m, initial, trained.frames, c.train, c.batch_size) for m in reference]
+    versions = {m: initial for m in methods}
     taken: dict[str, set[int]] = {m: set() for m in methods}
     members = {m: reference for m in methods}
-    base = evaluation_table(reference[0], sets, c.batch_size)
+    base = evaluate(ctx, reference[0], initial).table
     parts = [base.assign(method=m, round=0, labelled_frames=len(initial_ids)) for m in methods]
     for r in range(1, n_rounds + 1):
         for method in methods:
             done = taken[method]
-            name = f"{{method}}_{r:02d}"
+            arm = Arm(method, seed=c.seed + r, name=f"{{method}}_{r:02d}", params={"round": r})
             # scores of an interrupted earlier call were made by other members
-            shutil.rmtree(out / "scores" / name.format(method=method), ignore_errors=True)
-            queried = query_pool(members[method], pool, out, (method,), c.query(), scoring,
-                                 taken=done, visible=visible, seed=c.seed + r, name=name,
-                                 params={"round": r}, progress=progress)  # fmt: skip
-            sel = queried.selections[method]
-            versions[method] = append_batch(
-                str(out / "versions"),
-                versions[method],
-                oracle.label(list(sel.frame_ids)),
-                sel,
-                params={"method": method, "round": r},
-            )
-            done |= set(sel.frame_ids)
+            shutil.rmtree(out / "scores" / arm.file_name, ignore_errors=True)
+            acquired = acquire(ctx, members[method], arm, versions[method], taken=done)
+            versions[method] = version = acquired.version
+            done |= set(acquired.frame_ids)
             log(f"round {r}: {method} has labelled {len(done)} new frames")
             # a method that scores the pool (AL, AL-div, COUNT) needs its whole ensemble
             # retrained for the next round; the others only the member that is evaluated
             n_train = len(reference) if method in SCORED_METHODS and r < n_rounds else 1
-            new = cached_frames(versions[method], world, done)
-            members[method] = [
-                retrain(
-                    member,
-                    trained.frames,
-                    new,
-                    c.train,
-                    c.retraining(),
-                    seed=c.seed * 1000 + 10 * r + i,
-                    batch_size=c.batch_size,
-                    progress=progress,
-                )  # fmt: skip
-                for i, member in enumerate(reference[:n_train])
-            ]
-            table = evaluation_table(members[method][0], sets, c.batch_size)
+            new = new_frames(ctx, version, [f for f in version.frame_ids if f in done])
+            seeds = [c.seed * 1000 + 10 * r + i for i in range(n_train)]
+            members[method] = retrain_members(ctx, learners[:n_train], version, new, seeds)
+            table = evaluate(ctx, members[method][0], version).table
             labelled = len(initial_ids) + len(done)
             parts.append(table.assign(method=method, round=r, labelled_frames=labelled))
-        curves = pd.concat(parts, ignore_index=True)[list(CURVE_COLUMNS)]
+        curves = pd.concat(parts, ignore_index=True)[[*CURVE_COLUMNS, "version"]]
         storage.atomic_write_text(str(out / "curves.csv"), curves.to_csv(index=False))
     return curves
 
