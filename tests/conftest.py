@@ -37,3 +37,51 @@ def ab_run(tmp_path_factory) -> RunResult:
     run_dir = tmp_path_factory.mktemp("notebooks") / "ab"
     with one_thread():
         return run_recipe("ab", run_dir, "tiny", progress=False, log=lambda _: None)
+
+
+#: The tiny replicated experiment every test that only reads it shares (4 members: halves of
+#: 2 for the diagnostics; the tiny world's test drives have night objects too rarely: global).
+TINY_EXPERIMENT = {
+    "world_seeds": (0,),
+    "pool_blocks": 1,
+    "finetune_seeds": (0, 1),
+    "test_set": "global",
+    "n_resamples": 200,
+    "cost_matched": True,
+}
+#: The tiny learning curves (4 frames per round, 2 rounds).
+TINY_CURVES = {
+    "world_seeds": (0,),
+    "pool_blocks": 1,
+    "finetune_seeds": (0,),
+    "test_set": "global",
+    "n_resamples": 50,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """``(config, out_dir, tables)`` of a finished tiny replicated experiment."""
+    from alkit.experiments.profiles import profile_config
+    from alkit.experiments.replicated import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig(ab=profile_config("tiny", n_members=4).to_dict(), **TINY_EXPERIMENT)
+    out = tmp_path_factory.mktemp("experiment")
+    with one_thread():
+        tables = run_experiment(config, out, progress=False, log=lambda _: None)
+    return config, out, tables
+
+
+@pytest.fixture(scope="session")
+def tiny_curves(tmp_path_factory):
+    """``(config, out_dir, tables)`` of finished tiny learning curves (2 rounds of 4)."""
+    from alkit.experiments.profiles import profile_config
+    from alkit.experiments.replicated import ExperimentConfig
+    from alkit.experiments.replicated_rounds import run_rounds_experiment
+
+    config = ExperimentConfig(ab=profile_config("tiny", budget=8).to_dict(), **TINY_CURVES)
+    out = tmp_path_factory.mktemp("curves")
+    with one_thread():
+        tables = run_rounds_experiment(config, out, n_rounds=2, progress=False,
+                                       log=lambda _: None)  # fmt: skip
+    return config, out, tables

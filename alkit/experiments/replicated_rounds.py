@@ -114,7 +114,8 @@ def run_world_rounds(
                 shared = out_dir / "scores" / f"block{b}_AL"  # the round-0 ensemble's scores
                 if r == 1 and arm in SCORED_METHODS and shared.exists():
                     shutil.copytree(shared, out_dir / "scores" / name, dirs_exist_ok=True)
-                log(f"world {seed}, block {b}: {arm} round {r}, {len(done)} taken")
+                if not (out_dir / "selections" / f"{name}.json").exists():
+                    log(f"world {seed}, block {b}: {arm} round {r}, QUERY, {len(done)} taken")
                 picked = Arm(arm, seed=c.seed + 100 * b + r, name=name,
                              params={"round": r, "pool_block": b})  # fmt: skip
                 # a selection picked by an earlier call with the same models is reused

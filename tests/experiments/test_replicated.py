@@ -7,7 +7,6 @@ import pytest
 
 from alkit.data.pool import Pool
 from alkit.errors import ConfigError
-from alkit.experiments.profiles import profile_config
 from alkit.experiments.replicated import (
     ARMS,
     COST_MATCHED,
@@ -47,17 +46,8 @@ def test_config_refuses_unknown_arms_and_fields():
 
 
 @pytest.mark.slow
-def test_tiny_experiment_runs_every_arm_paired_and_resumes(tmp_path):
-    config = ExperimentConfig(
-        ab=profile_config("tiny", n_members=4).to_dict(),  # halves of 2 for the diagnostics
-        world_seeds=(0,),
-        pool_blocks=1,
-        finetune_seeds=(0, 1),
-        test_set="global",  # the tiny world's test drives have night objects too rarely
-        n_resamples=200,
-        cost_matched=True,
-    )
-    out = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
+def test_tiny_experiment_runs_every_arm_paired_and_resumes(tiny_experiment):
+    config, tmp_path, out = tiny_experiment
     results = out["results"]
     per_arm = results.groupby("method")[["finetune_seed"]].nunique().finetune_seed
     arms = ("REFERENCE", *ARMS, *(a + COST_MATCHED for a in ARMS))

@@ -55,16 +55,8 @@ def test_rounds_refuse_a_bad_configuration(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_rounds_give_curves_with_intervals_and_resume(tmp_path):
-    config = ExperimentConfig(
-        ab=profile_config("tiny", budget=8).to_dict(),  # 4 per round
-        world_seeds=(0,),
-        pool_blocks=1,
-        finetune_seeds=(0,),
-        test_set="global",  # the tiny world's test drives have night objects too rarely
-        n_resamples=50,
-    )
-    out = run_rounds_experiment(config, tmp_path, n_rounds=2, progress=False, log=lambda _: None)
+def test_tiny_rounds_give_curves_with_intervals_and_resume(tiny_curves):
+    config, tmp_path, out = tiny_curves
     curves = out["curves"]
     assert list(curves.columns) == list(CURVE_COLUMNS)
     assert set(curves.method) == {"AL", "AL-div", "RANDOM-night"}
