@@ -76,8 +76,8 @@ def test_crossed_draw_is_right_where_a_draw_per_block_is_too_narrow():
                for m in ("A", "B") for blk in range(n_blocks) for f in (0, 1)}  # fmt: skip
     sessions = {0: {i: i for i in range(n)}}
     args = (matches, sessions, [("A", "B")], ["person"])
-    crossed = session_bootstrap(*args, n_resamples=600, plan=AnalysisPlan(crossed=True))
-    nested = session_bootstrap(*args, n_resamples=600)
+    crossed = session_bootstrap(*args, n_resamples=400, plan=AnalysisPlan(crossed=True))
+    nested = session_bootstrap(*args, n_resamples=400)
     truth = math.sqrt(0.25 / n)
     se_crossed = crossed.power.set_index("metric").loc["AP50", "se"]
     se_nested = nested.power.set_index("metric").loc["AP50", "se"]
