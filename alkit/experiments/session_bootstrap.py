@@ -39,7 +39,7 @@ are secondary, at ``level``. The equivalence margin of each class and metric is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,14 +79,16 @@ class AnalysisPlan:
     before). ``primary``: the comparisons ``(a, b)`` in the Holm family, each over every class
     and every metric of ``primary_metrics``. ``margin_from``: ``(a, b)`` whose observed gain
     sets the margin (``min(margin, margin_share * gain)`` per class and metric), e.g.
-    ``("RANDOM-night", "REFERENCE")``; ``None``: ``margin`` as given."""
+    ``("RANDOM-night", "REFERENCE")``; ``None``: ``margin`` as given. ``mc_z``: the
+    Monte-Carlo error of a bound is the half-width of its ``mc_z`` order-statistic interval
+    (1.96: about two standard errors)."""
 
     crossed: bool = False
     primary: tuple[tuple[str, str], ...] = ()
     primary_metrics: tuple[str, ...] = SESSION_METRICS
     margin_from: tuple[str, str] | None = None
     margin_share: float = 0.25
-    mc_z: float = field(default=1.96)
+    mc_z: float = 1.96
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.primary_metrics if m not in SESSION_METRICS]
@@ -280,7 +282,7 @@ def session_bootstrap(
         gain = observed[wanted.index(tuple(plan.margin_from)), j, k]
         if not np.isfinite(gain):
             return float("nan")
-        return min(margin, equivalence_margin(float(gain), margin, plan.margin_share))
+        return equivalence_margin(float(gain), margin, plan.margin_share)
 
     cells = [(i, j, k) for i in range(len(comparisons)) for j in range(len(classes))
              for k in range(len(SESSION_METRICS))]  # fmt: skip
