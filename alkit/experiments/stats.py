@@ -330,6 +330,95 @@ def minimum_detectable_difference(
     return (z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * sd / np.sqrt(n)
 
 
+def equivalence_margin(random_gain: float, cap: float = 0.02, share: float = 0.25) -> float:
+    """The equivalence margin fixed in advance: the smaller of ``cap`` (0.02 AP) and ``share``
+    (a quarter) of RANDOM-night's gain over REFERENCE, ``random_gain`` (AP as a fraction).
+    A gain <= 0 gives 0: where random labels move nothing, nothing can be shown equivalent."""
+    if not np.isfinite(random_gain):
+        raise DataError(f"RANDOM-night's gain must be finite, got {random_gain}")
+    if cap < 0 or not 0 < share <= 1:
+        raise ConfigError(f"cap must be >= 0 and share in (0, 1], got {cap}, {share}")
+    return float(min(cap, max(0.0, share * random_gain)))
+
+
+def bootstrap_p_value(samples: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of ``H0: difference = 0`` from resampled differences
+    ``[n]`` (NaN ignored): ``2 * min(#(s <= 0) + 1, #(s >= 0) + 1) / (n + 1)``, at most 1. The
+    percentile interval at level ``1 - alpha`` leaves out 0 about when this is below alpha."""
+    s = np.asarray(samples, np.float64)
+    s = s[np.isfinite(s)]
+    if not s.size:
+        return float("nan")
+    tails = min(int((s <= 0).sum()), int((s >= 0).sum())) + 1
+    return float(min(1.0, 2.0 * tails / (s.size + 1)))
+
+
+@dataclass(frozen=True)
+class Holm:
+    """Holm's step-down over a family fixed in advance: per hypothesis (in the input order)
+    ``p_adjusted`` (Holm's adjusted p-value) and ``level``, the confidence level of its
+    interval: ``1 - alpha / (m - j)`` for the ``j``-th smallest p-value (0-based) up to the
+    first one not rejected, and that one's level for every later one, so an interval leaves
+    out 0 exactly where Holm rejects (up to the percentile/p-value correspondence)."""
+
+    p_adjusted: np.ndarray
+    level: np.ndarray
+    rejected: np.ndarray
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> Holm:
+    """Holm's procedure at family-wise level ``alpha`` for ``p_values`` ``[m]``."""
+    p = np.asarray(p_values, np.float64)
+    if p.ndim != 1 or not np.isfinite(p).all() or ((p < 0) | (p > 1)).any():
+        raise DataError(f"p-values must be finite and in [0, 1], got {p_values}")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
+    m = len(p)
+    if m == 0:
+        return Holm(np.zeros(0), np.zeros(0), np.zeros(0, bool))
+    order = np.argsort(p, kind="mergesort")
+    steps = m - np.arange(m)  # (m,) m, m-1, ..., 1
+    sorted_adjusted = np.maximum.accumulate(np.minimum(1.0, steps * p[order]))
+    rejected_sorted = p[order] <= alpha / steps
+    first_kept = int(np.argmin(rejected_sorted)) if not rejected_sorted.all() else m
+    rejected_sorted[first_kept:] = False
+    alphas = alpha / steps[np.minimum(np.arange(m), min(first_kept, m - 1))]  # (m,) sorted
+    adjusted, level, rejected = np.empty(m), np.empty(m), np.empty(m, bool)
+    adjusted[order], level[order], rejected[order] = sorted_adjusted, 1 - alphas, rejected_sorted
+    return Holm(adjusted, level, rejected)
+
+
+def quantile_mc_error(samples: np.ndarray, q: float, z: float = 1.96) -> float:
+    """The Monte-Carlo error of the ``q``-quantile of ``samples`` ``[n]`` (NaN ignored) as
+    an estimate of the bootstrap distribution's quantile: half the width of its
+    distribution-free ``z`` interval, the order statistics ``n q -+ z sqrt(n q (1 - q))``
+    (with z = 1.96, about 1.96 standard errors)."""
+    s = np.sort(np.asarray(samples, np.float64)[np.isfinite(samples)])
+    n = s.size
+    if n < 2 or not 0 < q < 1:
+        return float("nan")
+    half = z * np.sqrt(n * q * (1 - q))
+    lo = int(np.clip(np.floor(n * q - half), 0, n - 1))
+    hi = int(np.clip(np.ceil(n * q + half), 0, n - 1))
+    return float((s[hi] - s[lo]) / 2)
+
+
+def verdict_flips(
+    ci_low: float, ci_high: float, low_error: float, high_error: float, margin: float
+) -> bool:
+    """Whether ``verdict`` changes for some bounds within their Monte-Carlo errors:
+    ``low`` in ``ci_low -+ low_error``, ``high`` in ``ci_high -+ high_error`` (each range's
+    ends and every verdict threshold inside it are tried)."""
+    if not np.isfinite([low_error, high_error]).all():
+        return True
+    base = verdict(ci_low, ci_high, margin)
+    lows = [ci_low - low_error, ci_low + low_error]
+    highs = [ci_high - high_error, ci_high + high_error]
+    lows += [t for t in (0.0, -margin) if lows[0] <= t <= lows[1]]
+    highs += [t for t in (0.0, margin) if highs[0] <= t <= highs[1]]
+    return any(verdict(lo, hi, margin) != base for lo in lows for hi in highs if lo <= hi)
+
+
 @dataclass(frozen=True)
 class SplitHalf:
     """``r_half``: Spearman's rank correlation between two halves' scores; ``r_full``: its
@@ -409,16 +498,22 @@ __all__ = [
     "VERDICTS",
     "VERDICT_COLUMNS",
     "BootstrapConfig",
+    "Holm",
     "PairedDifference",
     "SplitHalf",
+    "bootstrap_p_value",
     "comparison_name",
     "differences_figure",
+    "equivalence_margin",
     "hierarchical_bootstrap",
+    "holm",
     "minimum_detectable_difference",
     "paired_bootstrap",
     "paired_differences",
+    "quantile_mc_error",
     "spearman",
     "split_half_correlation",
     "verdict",
+    "verdict_flips",
     "verdicts_table",
 ]

@@ -7,7 +7,9 @@
   interest (COUNT: density without uncertainty);
 * ``manual_curation``: the seed's curators, simulated: metadata and geo filters, then
   contiguous subsequences of drives in which the target classes are visible, until the
-  budget is filled.
+  budget is filled;
+* ``oracle_selection``: the frames REFERENCE gets most wrong, read off the ground truth
+  (ORACLE: the ceiling any selection could reach in the design).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from alkit.query.round_robin import round_robin_topk
 #: Suffix of the per-frame predicted-count columns COUNT ranks by (``person__count``), after
 #: the score shards' ``<class>__max`` / ``__entropy`` / ``__boxes`` columns.
 COUNT_SUFFIX = "__count"
+#: Suffixes of the per-frame columns of REFERENCE's errors ORACLE ranks by: ground-truth
+#: objects it misses (``person__missed``) and detections that match none (``person__false``).
+MISSED_SUFFIX, FALSE_SUFFIX = "__missed", "__false"
 
 
 def _check_budget(pool: pd.DataFrame, k: int, what: str) -> None:
@@ -143,20 +148,74 @@ def count_selection(
             f"('<class>{COUNT_SUFFIX}')"
         )
     table = scores.reset_index(drop=True)
-    tiebreak = np.random.default_rng(seed).permutation(len(table))
-    keys = pd.DataFrame({"frame_id": table.frame_id.to_numpy()})
+    values = {}
     for cls, column in zip(classes, columns, strict=True):
-        count = table[column].to_numpy(dtype=np.float64)
-        if not np.isfinite(count).all():
-            bad = table.frame_id.to_numpy()[~np.isfinite(count)][0]
+        values[cls] = table[column].to_numpy(dtype=np.float64)
+        if not np.isfinite(values[cls]).all():
+            bad = table.frame_id.to_numpy()[~np.isfinite(values[cls])][0]
             raise DataError(f"frame {bad}: {column} is not finite")
-        order = np.lexsort((tiebreak, -count))  # most first, ties at random
+    picks = _most_first(table, values, classes, k, np.random.default_rng(seed))
+    score = [picks.at[i, count_column(c)] for i, c in enumerate(picks.picked_for)]
+    picks.insert(3, "score", np.asarray(score, dtype=np.float64))
+    picks.attrs["short_by"] = 0
+    return picks
+
+
+def _most_first(table: pd.DataFrame, values: Mapping[str, np.ndarray], classes: Sequence[str],
+                k: int, rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
+    """``round_robin_topk``'s turns over ``classes``, each class ranking the rows of
+    ``table`` by ``values[cls]`` ``(N,)`` (most first, ties in one random order drawn from
+    ``rng``); ``rank``, ``frame_id``, ``picked_for`` and ``table``'s columns."""
+    tiebreak = rng.permutation(len(table))
+    keys = pd.DataFrame({"frame_id": table.frame_id.to_numpy()})
+    for cls in classes:
+        order = np.lexsort((tiebreak, -values[cls]))  # most first, ties at random
         key = np.empty(len(table))
         key[order] = -np.arange(len(table), dtype=np.float64)  # a strict ranking, best highest
         keys[cls] = key
     ranked = round_robin_topk(keys, classes, k)[["rank", "frame_id", "picked_for"]]
-    picks = ranked.merge(table, on="frame_id", how="left", validate="one_to_one")
-    score = [picks.at[i, count_column(c)] for i, c in enumerate(picks.picked_for)]
+    return ranked.merge(table, on="frame_id", how="left", validate="one_to_one")
+
+
+def error_columns(cls: str) -> tuple[str, str]:
+    """The columns of REFERENCE's missed objects and false detections of ``cls`` per frame."""
+    return f"{cls}{MISSED_SUFFIX}", f"{cls}{FALSE_SUFFIX}"
+
+
+def oracle_selection(
+    errors: pd.DataFrame, classes: Sequence[str], k: int, seed: int
+) -> pd.DataFrame:
+    """ORACLE: the frames REFERENCE gets most wrong, taking turns over ``classes``.
+
+    ``errors`` has one row per candidate frame: ``frame_id``, per class ``<class>__missed``
+    (ground-truth objects REFERENCE does not find) and ``<class>__false`` (its detections
+    that match no object), e.g. from ``alkit.evaluate.errors.reference_errors``, and any
+    metadata. Each class ranks the frames by missed + false (most first); ties, common among
+    small counts, are broken at random (``seed``, its own stream ``(seed, 2)``).
+
+    Returns:
+        one row per pick, as ``round_robin_topk``: ``rank``, ``frame_id``, ``picked_for``,
+        ``score`` (the errors of the class picked for) and ``errors``' other columns.
+    """
+    _check_budget(errors, k, "ORACLE")
+    needed = [c for cls in classes for c in error_columns(cls)]
+    missing = [c for c in needed if c not in errors.columns]
+    if missing:
+        raise ConfigError(
+            f"ORACLE needs REFERENCE's errors per frame and class of interest, but the errors "
+            f"table has no {missing} column(s): see alkit.evaluate.errors.reference_errors"
+        )
+    table = errors.reset_index(drop=True)
+    values = {}
+    for cls in classes:
+        missed, false = (table[c].to_numpy(dtype=np.float64) for c in error_columns(cls))
+        values[cls] = missed + false  # (N,)
+        if not np.isfinite(values[cls]).all() or (values[cls] < 0).any():
+            bad = table.frame_id.to_numpy()[~(values[cls] >= 0)][0]
+            raise DataError(f"frame {bad}: REFERENCE's {cls} errors are not counts >= 0")
+    picks = _most_first(table, values, classes, k, np.random.default_rng((seed, 2)))
+    rows = picks.frame_id.map(dict(zip(table.frame_id, range(len(table)), strict=True)))
+    score = [values[c][r] for r, c in zip(rows, picks.picked_for, strict=True)]
     picks.insert(3, "score", np.asarray(score, dtype=np.float64))
     picks.attrs["short_by"] = 0
     return picks

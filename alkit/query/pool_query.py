@@ -128,6 +128,7 @@ def query_pool(
     *,
     taken: Iterable[int] = (),
     visible: Callable[[Sequence[int]], pd.DataFrame] | None = None,
+    errors: pd.DataFrame | None = None,
     seed: int | None = None,
     name: str = "{method}",
     params: Mapping | None = None,
@@ -139,7 +140,9 @@ def query_pool(
     ``pool_stride``-th frame passing ``pool_filter`` (resumable shards in
     ``<out_dir>/scores``, named like the selections); the frames in ``taken`` (already
     labelled) are left out of everything the methods see. ``visible`` is the simulated
-    curator's view of ground truth (MANUAL). Each method's pick is saved as
+    curator's view of ground truth (MANUAL); ``errors`` is REFERENCE's errors on the frames
+    ORACLE may pick (``Candidates.errors``, ``alkit.evaluate.errors.reference_errors``),
+    ``taken`` frames left out. Each method's pick is saved as
     ``<out_dir>/selections/<name>.json`` with ``name.format(method=...)``.
     """
     methods = check_methods(methods)
@@ -172,6 +175,7 @@ def query_pool(
         watched=watched.without(taken).metadata,
         scores=scored,
         visible=visible,
+        errors=None if errors is None else errors[~errors.frame_id.isin(taken)],
     )
     picks = select_frames(methods, candidates, config.settings(seed))
     recorded = {

@@ -22,6 +22,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import lightning as L
 import pandas as pd
@@ -39,11 +40,13 @@ from alkit.errors import ConfigError, DataError
 from alkit.query.acquisition import (
     check_probabilities,
     detection_entropy,
+    detection_peaks,
     entropy_of_mean,
     frame_scores,
     mutual_information,
     predicted_count,
 )
+from alkit.query.kcenter import feature_name
 
 PLAN_FILE = "_plan.json"
 
@@ -59,6 +62,7 @@ SCORE_KINDS = (
     ("entropy", "__entropy"),
     ("boxes", "__boxes"),
     ("count", "__count"),
+    ("peaks", "__peaks"),
 )
 
 
@@ -66,9 +70,60 @@ def score_columns(classes: Sequence[str]) -> list[str]:
     """Columns of a score shard after ``frame_id``: per class, mean MI (named by the class,
     the seed's score), max MI (``<class>__max``), mean predictive entropy
     (``<class>__entropy``), the box-based detection entropy (``<class>__boxes``, see
-    ``alkit.query.acquisition.detection_entropy``) and the mean detector's number of
-    detections (``<class>__count``, ``predicted_count``: what the COUNT arm ranks by)."""
+    ``alkit.query.acquisition.detection_entropy``), the mean detector's number of
+    detections (``<class>__count``, ``predicted_count``: what the COUNT arm ranks by) and
+    the MI summed over the ensemble's detection peaks at least
+    ``acquisition.MIN_LEARNABLE_HEIGHT`` px tall (``<class>__peaks``, AL-peaks). After them,
+    where the members are ``UNetDetector``s, the frame's feature vector ``feature_00``, ...
+    (``ScoreMaps.features``, AL-kcenter). Shards written before ``__peaks`` and the
+    features existed lack those columns and read as before."""
     return [f"{c}{suffix}" for _, suffix in SCORE_KINDS for c in classes]
+
+
+class ScoreMaps(NamedTuple):
+    """What scoring reads off the members for a batch.
+
+    ``probs`` ``[M, B, C, h, w]`` sigmoid heatmaps; ``heights`` ``[B, h, w]`` px, the box
+    height the members predict at each cell (``exp`` of their mean log-height, times the
+    stride); ``features`` ``[B, F]``: per frame, the global average pool of each member's
+    decoder features (the heads' input, before dropout), averaged over the members, or
+    ``None`` where a member has no ``head_dropout`` (not a ``UNetDetector``). The members'
+    channels are not aligned (different inits), so the mean is a fixed linear projection of
+    their concatenation: distances between frames keep, up to scale, what the members agree
+    on, in ``F`` floats (16 for the experiment's width-8, stride-2 detector) however many
+    members there are."""
+
+    probs: torch.Tensor
+    heights: torch.Tensor
+    features: torch.Tensor | None
+
+
+def _run_member(member: nn.Module, images: torch.Tensor):
+    """``(DetectorOutput, [B, F] pooled decoder features or None)`` of one member."""
+    sites = [m for name, m in member.named_modules() if name.split(".")[-1] == "head_dropout"]
+    if len(sites) != 1:
+        return member(images), None
+    site = sites[0]
+    seen: list[torch.Tensor] = []
+    hook = site.register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0].float().mean(dim=(2, 3)))  # [B, F]
+    )
+    try:
+        output = member(images)
+    finally:
+        hook.remove()
+    return output, seen[0]
+
+
+def _score_maps(outputs, features, images: torch.Tensor) -> ScoreMaps:
+    """``ScoreMaps`` of the members' (or passes') ``DetectorOutput``s and pooled features."""
+    logits = [o.heatmap_logits.float() for o in outputs]  # M x [B, C, h, w]
+    probs = torch.sigmoid(torch.stack(logits))  # [M, B, C, h, w]
+    stride = images.shape[-2] / probs.shape[-2]  # px per cell
+    log_h = torch.stack([o.size[:, 1].float() for o in outputs]).mean(dim=0)  # [B, h, w]
+    heights = log_h.clamp(max=10.0).exp() * stride  # [B, h, w] px, clamped as decode does
+    pooled = None if any(f is None for f in features) else torch.stack(features).mean(dim=0)
+    return ScoreMaps(probs, heights, pooled)  # pooled: [B, F]
 
 
 class EnsembleProbabilities(nn.Module):
@@ -92,6 +147,13 @@ class EnsembleProbabilities(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         logits = [m(images).heatmap_logits.float() for m in self.members]  # M x [B, C, h, w]
         return torch.sigmoid(torch.stack(logits))  # [M, B, C, h, w]
+
+    def maps(self, images: torch.Tensor) -> ScoreMaps:
+        """``forward``'s probabilities (the same values) with heights and features."""
+        if self.fast:
+            images = images.contiguous(memory_format=torch.channels_last)
+        runs = [_run_member(m, images) for m in self.members]
+        return _score_maps([o for o, _ in runs], [f for _, f in runs], images)
 
 
 class MCDropout(nn.Module):
@@ -121,6 +183,19 @@ class MCDropout(nn.Module):
             self.model.head_dropout.eval()
         return torch.sigmoid(torch.stack(logits))  # [T, B, C, h, w]
 
+    def maps(self, images: torch.Tensor) -> ScoreMaps:
+        """``forward``'s probabilities (the same masks) with heights and the model's pooled
+        features (before dropout: the same in every pass)."""
+        self.model.head_dropout.train()
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+        try:
+            runs = [_run_member(self.model, images) for _ in range(self.passes)]
+        finally:
+            torch.random.set_rng_state(generator_state)
+            self.model.head_dropout.eval()
+        return _score_maps([o for o, _ in runs], [runs[0][1]], images)
+
 
 def as_probability_model(members) -> nn.Module:
     """An ``MCDropout`` stays as it is; members (a list or an ``Ensemble``) become an
@@ -144,7 +219,8 @@ class ScoringModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         ids = batch["frame_id"]  # [B]
-        probs = self.ensemble(batch["image"])  # [M, B, C, h, w]
+        maps = self.ensemble.maps(batch["image"])
+        probs = maps.probs  # [M, B, C, h, w]
         if probs.shape[2] != len(self.classes):
             raise ConfigError(
                 f"members output {probs.shape[2]} classes but {len(self.classes)} were named"
@@ -152,14 +228,19 @@ class ScoringModule(L.LightningModule):
         check_probabilities(probs, frame_ids=ids.tolist())
         mi = mutual_information(probs)  # [B, C, h, w]
         mean = probs.mean(dim=0)  # [B, C, h, w]
-        return {
+        peaks = detection_peaks(mean, maps.heights)  # [B, C, h, w]
+        out = {
             "frame_id": ids.cpu(),
             "mean": frame_scores(mi, "mean").float().cpu(),  # [B, C]
             "max": frame_scores(mi, "max").float().cpu(),  # [B, C]
             "entropy": frame_scores(entropy_of_mean(probs), "mean").float().cpu(),  # [B, C]
             "boxes": detection_entropy(mean).float().cpu(),  # [B, C]
             "count": predicted_count(mean).float().cpu(),  # [B, C]
+            "peaks": frame_scores(mi, "peaks", peaks=peaks).float().cpu(),  # [B, C]
         }
+        if maps.features is not None:
+            out["features"] = maps.features.float().cpu()  # [B, F]
+        return out
 
 
 class ShardWriter(BasePredictionWriter):
@@ -181,6 +262,10 @@ class ShardWriter(BasePredictionWriter):
             values = prediction[key].numpy()  # (B, C)
             for ci, c in enumerate(self.classes):
                 table[f"{c}{suffix}"] = values[:, ci]
+        if "features" in prediction:
+            features = prediction["features"].numpy()  # (B, F)
+            for j in range(features.shape[1]):
+                table[feature_name(j)] = features[:, j]
         shards = pd.Series(ids).map(self.shard_of).to_numpy()
         for shard in sorted(set(shards.tolist())):
             part = table[shards == shard]
@@ -287,7 +372,9 @@ def score_pool(
     plan_url = storage.join(out_url, PLAN_FILE)
     if storage.exists(plan_url):
         old = storage.read_json(plan_url)
-        changed = [k for k in plan if old.get(k) != plan[k]]
+        # a run begun before a score column existed resumes (its old shards lack the column)
+        grown = set(old.get("columns") or ()) <= set(plan["columns"])
+        changed = [k for k in plan if old.get(k) != plan[k] and not (k == "columns" and grown)]
         if changed:
             raise ConfigError(
                 f"{out_url} holds scores of another run (differs in {changed}); "

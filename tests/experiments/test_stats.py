@@ -248,3 +248,63 @@ def test_split_half_correlation_on_constructed_scores():
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(3 / np.sqrt(10))
     with pytest.raises(DataError, match="two \\[N\\] arrays"):
         split_half_correlation(a, a[:3])
+
+
+def test_equivalence_margin_is_the_smaller_of_the_cap_and_a_quarter_of_random_gain():
+    from alkit.experiments.stats import equivalence_margin
+
+    assert equivalence_margin(0.2) == 0.02  # a quarter is 0.05: the cap
+    assert equivalence_margin(0.04) == pytest.approx(0.01)
+    assert equivalence_margin(-0.004) == 0.0  # random moved nothing: nothing is equivalent
+    with pytest.raises(DataError):
+        equivalence_margin(float("nan"))
+
+
+def test_holm_on_a_textbook_family():
+    from alkit.experiments.stats import holm
+
+    out = holm([0.01, 0.04, 0.03, 0.005], alpha=0.05)
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> monotone
+    assert out.p_adjusted.tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert out.rejected.tolist() == [True, False, False, True]  # 0.03 > 0.05 / 2 stops it
+    # levels: 1 - 0.05/4, 1 - 0.05/3, then 1 - 0.05/2 for the first kept and every later one
+    assert out.level.tolist() == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2,
+                                                1 - 0.05 / 4])  # fmt: skip
+    every = holm([0.001, 0.002], alpha=0.05)
+    assert every.rejected.all() and every.level.tolist() == pytest.approx([0.975, 0.95])
+
+
+def test_bootstrap_p_value_of_shifted_normals():
+    from statistics import NormalDist
+
+    from alkit.experiments.stats import bootstrap_p_value
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(2.0, 1.0, 100_000)  # H0 at 2 sd: p = 2 * (1 - Phi(2)) = 0.0455
+    assert bootstrap_p_value(s) == pytest.approx(2 * (1 - NormalDist().cdf(2.0)), rel=0.05)
+    assert bootstrap_p_value(np.zeros(10)) == 1.0
+
+
+def test_quantile_mc_error_matches_the_spread_of_repeated_bootstraps():
+    from alkit.experiments.stats import quantile_mc_error
+
+    rng = np.random.default_rng(1)
+    n, q = 2000, 0.025
+    runs = rng.normal(size=(400, n))
+    spread = np.quantile(runs, q, axis=1).std(ddof=1)  # the 2.5% quantile's MC sd
+    # asymptotically sqrt(q (1 - q) / n) / phi(z_q) = 0.0598 for n = 2,000
+    assert spread == pytest.approx(np.sqrt(q * (1 - q) / n) / 0.05845, rel=0.15)
+    estimates = [quantile_mc_error(r, q) / 1.96 for r in runs[:50]]
+    assert np.median(estimates) == pytest.approx(spread, rel=0.2)
+
+
+def test_verdict_flips_within_the_monte_carlo_error():
+    from alkit.experiments.stats import verdict_flips
+
+    # the case: high bound 0.0196 against the 0.02 margin, MC error 0.001
+    assert verdict(-0.013, 0.0196, 0.02) == "equivalent"
+    assert verdict_flips(-0.013, 0.0196, 0.001, 0.001, 0.02)
+    assert not verdict_flips(-0.013, 0.015, 0.001, 0.001, 0.02)
+    assert verdict_flips(0.0005, 0.03, 0.001, 0.001, 0.02)  # a win that may touch 0
+    # a wide error crossing both of low's thresholds: the middle (inconclusive) is found
+    assert verdict_flips(-0.01, 0.05, 0.03, 0.0, 0.02)

@@ -111,3 +111,34 @@ def test_predicted_count_counts_confident_peaks():
     maps[0, 1, 3, 3] = 0.31
     assert predicted_count(maps).tolist() == [[2.0, 1.0]]
     assert predicted_count(maps, threshold=0.95).tolist() == [[0.0, 0.0]]
+
+
+def test_peaks_reduction_scores_objects_not_background_and_leaves_small_ones_out():
+    from alkit.query.acquisition import MIN_LEARNABLE_HEIGHT, detection_peaks
+
+    # frame 0: the background (0.003 nats in every one of 48 x 80 cells, no object);
+    # frame 1: one uncertain object (0.5 nats at its centre, 0.2 beside it) and a tiny one
+    # (0.4 nats, predicted 2 px tall); frame 2: the same objects on a 1-cell offset peak
+    mi = torch.full((3, 1, 48, 80), 0.003, dtype=torch.float64)
+    mi[1:] = 0.0
+    mi[1, 0, 10, 10], mi[1, 0, 10, 11] = 0.5, 0.2
+    mi[1, 0, 30, 40] = 0.4
+    mi[2] = mi[1]
+    mean_p = torch.zeros(3, 1, 48, 80, dtype=torch.float64)
+    mean_p[0] = 0.01  # a flat map: every cell ties with its 3x3 max, but is under threshold
+    mean_p[1, 0, 10, 10], mean_p[1, 0, 30, 40] = 0.3, 0.2
+    mean_p[2, 0, 10, 11], mean_p[2, 0, 30, 40] = 0.3, 0.2  # peak a cell right of the MI
+    heights = torch.full((3, 48, 80), 12.0, dtype=torch.float64)
+    heights[:, 30, 40] = 2.0  # under MIN_LEARNABLE_HEIGHT
+    assert MIN_LEARNABLE_HEIGHT == 4.0
+    peaks = detection_peaks(mean_p, heights)
+    assert peaks.sum(dim=(1, 2, 3)).tolist() == [0, 1, 1]
+    mean = frame_scores(mi, "mean")[:, 0]
+    local = frame_scores(mi, "peaks", peaks=peaks)[:, 0]
+    assert mean[0] > mean[1]  # the seed's mean ranks background first
+    # the object's 3x3 maximum, the small one left out; 0 for the background frame
+    assert local.tolist() == pytest.approx([0.0, 0.5, 0.5])
+    without_size = frame_scores(mi, "peaks", peaks=detection_peaks(mean_p))[:, 0]
+    assert without_size.tolist() == pytest.approx([0.0, 0.9, 0.9])
+    with pytest.raises(ValueError, match="needs peaks"):
+        frame_scores(mi, "peaks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,13 +73,14 @@ def test_metadata_draws_only_tagged_frames_and_random_from_the_whole_pool():
 
 def test_the_registry_names_what_is_wrong():
     seed_methods = ["AL", "MANUAL", "RANDOM", "METADATA"]
-    assert list(METHODS) == [*seed_methods, "RANDOM-night", "COUNT", "AL-div"]
+    added = ["RANDOM-night", "COUNT", "AL-div", "AL-max", "AL-peaks", "AL-kcenter", "ORACLE"]
+    assert list(METHODS) == [*seed_methods, *added]
     assert SEED_METHODS == ("AL", "MANUAL", "RANDOM", "METADATA")
     assert BASELINES == ("MANUAL", "RANDOM", "METADATA")
-    assert set(SCORED_METHODS) == {"AL", "COUNT", "AL-div"}
+    assert set(SCORED_METHODS) == {"AL", "COUNT", "AL-div", "AL-max", "AL-peaks", "AL-kcenter"}
     settings = SelectionSettings(budget=2)
     with pytest.raises(ConfigError, match="unknown selection method"):
-        select_frames(["ORACLE"], CANDIDATES, settings)
+        select_frames(["BALD"], CANDIDATES, settings)
     for method in SCORED_METHODS:
         with pytest.raises(ConfigError, match=f"{method} needs scores"):
             select_frames([method], Candidates(POOL, POOL), settings)
@@ -162,3 +164,49 @@ def test_al_passes_its_frame_gap_through():
     settings = SelectionSettings(budget=3, classes_of_interest=("person",), al_min_frame_gap=3)
     picks = select_frames(["AL"], candidates, settings)["AL"]
     assert picks.frame_id.tolist() == [0, 3, 6]  # 1, 2 too close to 0; 4, 5 too close to 3
+
+
+# localised scores per frame 10..15: person's max favours 13 then 10, bicycle's peaks 12, 14
+LOCAL = SCORES.assign(
+    person__max=[0.5, 0.1, 0.2, 0.6, 0.0, 0.3],
+    bicycle__max=[0.0] * 6,
+    person__peaks=[0.0] * 6,
+    bicycle__peaks=[0.1, 0.0, 0.9, 0.2, 0.7, 0.3],
+)
+
+
+def test_al_max_and_al_peaks_rank_by_their_own_columns():
+    candidates = Candidates(POOL, POOL, LOCAL)
+    person = SelectionSettings(budget=2, classes_of_interest=("person",))
+    bicycle = SelectionSettings(budget=2, classes_of_interest=("bicycle",))
+    al_max = select_frames(["AL-max"], candidates, person)["AL-max"]
+    assert al_max.frame_id.tolist() == [13, 10] and al_max.score.tolist() == [0.6, 0.5]
+    assert al_max.person.tolist() == [0.2, 0.0]  # the mean-MI column is carried unchanged
+    al_peaks = select_frames(["AL-peaks"], candidates, bicycle)["AL-peaks"]
+    assert al_peaks.frame_id.tolist() == [12, 14] and al_peaks.score.tolist() == [0.9, 0.7]
+    with pytest.raises(ConfigError, match=r"AL-peaks needs the 'peaks' frame scores"):
+        select_frames(["AL-peaks"], CANDIDATES, bicycle)
+
+
+def test_al_kcenter_takes_top_mi_candidates_then_covers_their_features():
+    # 12 frames; person's mean MI falls with the frame id; features: frames 0-3 one cluster,
+    # 4-7 another, 8-11 a third (all frames of the third have the lowest MI)
+    n = 12
+    meta = pd.DataFrame({"frame_id": range(n), "session_id": [0] * n, "frame_index": range(n)})
+    feats = np.repeat([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], 4, axis=0)
+    feats = feats + np.arange(n)[:, None] * 0.01  # distinct points inside each cluster
+    table = meta.assign(person=np.linspace(1.0, 0.0, n), feature_00=feats[:, 0],
+                        feature_01=feats[:, 1])  # fmt: skip
+    candidates = Candidates(meta, meta, table)
+    settings = SelectionSettings(budget=2, classes_of_interest=("person",), kcenter_factor=4.0)
+    picks = select_frames(["AL", "AL-kcenter"], candidates, settings)
+    assert picks["AL"].frame_id.tolist() == [0, 1]  # neighbours of one cluster
+    # top 8 by MI (frames 0-7), then k-center from frame 0: the farthest is frame 7
+    assert picks["AL-kcenter"].frame_id.tolist() == [0, 7]
+    assert picks["AL-kcenter"].kcenter_rank.tolist() == [0, 7]
+    assert picks["AL-kcenter"]["rank"].tolist() == [0, 1]
+    wide = SelectionSettings(budget=3, classes_of_interest=("person",), kcenter_factor=4.0)
+    chosen = select_frames(["AL-kcenter"], candidates, wide)["AL-kcenter"].frame_id.tolist()
+    assert chosen[0] == 0 and {f // 4 for f in chosen} == {0, 1, 2}  # one per cluster
+    with pytest.raises(ConfigError, match="feature_NN"):
+        select_frames(["AL-kcenter"], Candidates(meta, meta, table.iloc[:, :4]), settings)

@@ -201,3 +201,77 @@ def test_gpu_scoring_equals_cpu_scoring(world, pool_ids, tmp_path):
     assert gpu.frame_id.tolist() == cpu.frame_id.tolist()
     scores = cpu.columns.drop("frame_id")
     np.testing.assert_allclose(gpu[scores].to_numpy(), cpu[scores].to_numpy(), atol=1e-5)
+
+
+def test_shards_hold_peak_scores_and_pooled_decoder_features(world, pool_ids, tmp_path):
+    import torch.nn.functional as F
+
+    from alkit.query.acquisition import detection_peaks, mutual_information
+    from alkit.query.kcenter import feature_columns
+
+    members = tiny_members()
+    run(members, world, pool_ids[:40], tmp_path / "s")
+    table = read_scores(str(tmp_path / "s")).set_index("frame_id")
+    some = pool_ids[:4]
+    images = torch.stack(
+        [torch.from_numpy(world.frame(i).image).permute(2, 0, 1).float() / 255 for i in some]
+    )
+    # the reference, in float64 on the members as trained (no BatchNorm folding): the decoder
+    # climbed by hand, its global average pool, the mean over members
+    feats, logits, log_h = [], [], []
+    with torch.no_grad():
+        for m in members:
+            m64 = m.double()
+            x = m64.stem(images.double())
+            skips = [x]
+            for block in m64.down:
+                x = block(F.max_pool2d(x, 2))
+                skips.append(x)
+            for block, level in zip(m64.up, reversed(range(m64.out_level, TINY.depth)),
+                                    strict=True):  # fmt: skip
+                x = block(x, skips[level])
+            feats.append(x.mean(dim=(2, 3)))  # [B, F]
+            out = m64(images.double())
+            logits.append(out.heatmap_logits)
+            log_h.append(out.size[:, 1])
+            m.float()
+    want_feats = torch.stack(feats).mean(0)  # [B, F]
+    columns = feature_columns(table.reset_index())
+    assert len(columns) == TINY.width * 2 ** (TINY.stride.bit_length() - 1)  # 16 floats
+    got = table.loc[some, columns].to_numpy()
+    np.testing.assert_allclose(got, want_feats.numpy(), rtol=1e-4, atol=1e-6)
+    # heights: continuous, so against the float64 reference; the peak sum: 3x3 peaks of a
+    # near-flat untrained map flip with the last bit, so on the scorer's own maps (the
+    # reduction itself has its known answer in test_acquisition)
+    from alkit.query.score import EnsembleProbabilities
+
+    batch = torch.stack(  # the scorer's first batch: the same rounding as in the shard
+        [torch.from_numpy(world.frame(i).image).permute(2, 0, 1).float() / 255
+         for i in pool_ids[:16]]
+    )  # fmt: skip
+    maps = EnsembleProbabilities(members).maps(batch)
+    maps = maps._replace(probs=maps.probs[:, :4], heights=maps.heights[:4])
+    want_h = torch.stack(log_h).mean(0).exp() * TINY.stride  # [B, h, w] px
+    np.testing.assert_allclose(maps.heights.numpy(), want_h.numpy(), rtol=1e-4)
+    peaks = detection_peaks(maps.probs.mean(0), maps.heights)
+    want = frame_scores(mutual_information(maps.probs), "peaks", peaks=peaks)  # [B, C]
+    got = table.loc[some, ["car__peaks", "bicycle__peaks", "person__peaks"]].to_numpy()
+    np.testing.assert_allclose(got, want[:, :3].numpy(), rtol=1e-6)
+    assert (got > 0).all()  # an untrained net's map has peaks over 0.05 everywhere
+    assert torch.equal(maps.probs, EnsembleProbabilities(members)(batch)[:, :4])  # forward's
+
+
+def test_a_run_begun_before_the_peak_column_resumes(world, pool_ids, tmp_path):
+    import json
+
+    out = tmp_path / "s"
+    run(tiny_members(2), world, pool_ids[:40], out)
+    plan = json.loads((out / "_plan.json").read_text())
+    plan["columns"] = [c for c in plan["columns"] if not c.endswith("__peaks")]  # the old plan
+    (out / "_plan.json").write_text(json.dumps(plan))
+    again = run(tiny_members(2), world, pool_ids[:40], out)
+    assert again.skipped == (0,)
+    plan["classes"] = ["person"]  # but another run is still refused
+    (out / "_plan.json").write_text(json.dumps(plan))
+    with pytest.raises(ConfigError, match="another run"):
+        run(tiny_members(2), world, pool_ids[:40], out)
