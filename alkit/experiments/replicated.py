@@ -38,13 +38,15 @@ import pandas as pd
 from torch.utils.data import Dataset
 
 from alkit.data import storage
+from alkit.data.datasets import VirtualFrames
 from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
 from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
 from alkit.errors import ConfigError
+from alkit.evaluate.errors import reference_errors
 from alkit.evaluate.test_sets import describe_test_sets, evaluation_set_ids
 from alkit.experiments.abtest import ABConfig, ABSetup, ab_context, ab_setup, ab_train
-from alkit.experiments.session_bootstrap import session_bootstrap
+from alkit.experiments.session_bootstrap import AnalysisPlan, session_bootstrap
 from alkit.experiments.stats import (
     COMPARISONS,
     differences_figure,
@@ -61,7 +63,13 @@ from alkit.query.score import read_scores, score_pool
 from alkit.sim.experiment import initial_version
 
 #: The arms of the experiment (``alkit.query.methods``).
-ARMS = ("AL", "AL-div", "RANDOM-night", "RANDOM", "METADATA", "MANUAL", "COUNT")
+ARMS = ("AL", "AL-div", "AL-peaks", "AL-kcenter", "ORACLE", "RANDOM-night", "RANDOM", "METADATA",
+        "MANUAL", "COUNT")  # fmt: skip
+#: The primary comparisons, named before any arm ran: each of the field's acquisitions
+#: against RANDOM-night (Holm-adjusted over these, per class and metric).
+PRIMARY = (("AL", "RANDOM-night"), ("AL-peaks", "RANDOM-night"), ("AL-kcenter", "RANDOM-night"))
+#: Secondary: the ceiling's headroom and the gain of random labels (which sets the margin).
+SECONDARY = (("ORACLE", "RANDOM-night"), ("RANDOM-night", REFERENCE))
 #: The replicate levels, top first (``alkit.experiments.stats``).
 LEVELS = ("world_seed", "pool_block", "finetune_seed")
 
@@ -249,6 +257,18 @@ def learned_evaluation(
     return _evaluated(out, make)
 
 
+def oracle_errors(models: WorldModels, block: Pool) -> pd.DataFrame:
+    """REFERENCE's missed and false detections per class on the frames of ``block`` that AL
+    scores (the pool filter's, every ``pool_stride``-th), with their metadata: what ORACLE
+    ranks (``alkit.evaluate.errors.reference_errors``)."""
+    c = models.config.world_config(models.seed)
+    scored = block.where(c.query().pool_filter).every(c.query().pool_stride)
+    frames = VirtualFrames(models.setup.world, scored.frame_ids)
+    errors = reference_errors(models.reference.ensemble.members[0], frames,
+                              list(c.classes_of_interest), batch_size=c.batch_size)  # fmt: skip
+    return errors.merge(scored.metadata, on="frame_id")
+
+
 def world_models(
     config: ExperimentConfig, seed: int, out_dir: Path, progress: bool, log: Callable
 ) -> WorldModels:
@@ -285,6 +305,8 @@ def run_world(
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
         ctx = replace(models.ctx, pool=block)
+        if "ORACLE" in config.arms:  # the ceiling: REFERENCE's errors on what AL scores
+            ctx = replace(ctx, errors=oracle_errors(models, block))
         arms = [Arm(a, seed=c.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
                 for a in config.arms]  # fmt: skip
         queried = query(ctx, trained.ensemble, arms)
@@ -367,10 +389,16 @@ def run_experiment(
     if config.cost_matched:
         comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]
     log(f"bootstrap: {config.n_resamples} resamples of world seeds, pool blocks, test sessions")
+    arms = {REFERENCE, *config.arms}
+    comparisons += [c for c in SECONDARY if set(c) <= arms and c not in comparisons]
+    primary = tuple(c for c in PRIMARY if set(c) <= arms)
+    comparisons += [c for c in primary if c not in comparisons]
+    margin_from = ("RANDOM-night", REFERENCE) if "RANDOM-night" in arms else None
+    plan = AnalysisPlan(crossed=True, primary=primary, margin_from=margin_from)
     boot = session_bootstrap(
         {k: v for p in parts for k, v in p.matches.items()},
         {s: p.sessions for s, p in zip(config.world_seeds, parts, strict=True)},
-        comparisons, classes, config.margin, config.n_resamples,
+        comparisons, classes, config.margin, config.n_resamples, plan=plan,
     )  # fmt: skip
     verdicts = boot.verdicts
     tables = {"results": results, "costs": costs, "diagnostics": diagnostics,

@@ -47,7 +47,8 @@ class RoundContext:
     RETRAIN's (``None``: evaluate the learner as it is); ``test_sets``: name -> frames;
     ``out_dir``: ``scores/`` and ``selections/`` go there; ``versions_root``: APPEND's
     store; ``frames``: the world's images, rendered once; ``keep_matches``: the classes
-    whose detection/ground-truth matches an evaluation keeps (for the session bootstrap).
+    whose detection/ground-truth matches an evaluation keeps (for the session bootstrap);
+    ``errors``: REFERENCE's errors on the frames ORACLE may pick (``reference_errors``).
     """
 
     pool: Pool
@@ -60,6 +61,7 @@ class RoundContext:
     versions_root: str
     frames: FrameCache | None = None
     visible: Callable[[Sequence[int]], pd.DataFrame] | None = None
+    errors: pd.DataFrame | None = None
     keep_matches: tuple[str, ...] = ()
     eval_batch_size: int = 32
     progress: bool = False
@@ -148,7 +150,8 @@ def query(
     (sharing one seed, name and params: the first arm's) picks, leaving out ``taken``."""
     first = arms[0]
     return query_pool(scorer, ctx.pool, ctx.out_dir, tuple(a.method for a in arms), ctx.query,
-                      ctx.scoring, taken=taken, visible=ctx.visible, seed=first.seed,
+                      ctx.scoring, taken=taken, visible=ctx.visible, errors=ctx.errors,
+                      seed=first.seed,
                       name=first.name, params=dict(first.params),
                       progress=ctx.progress)  # fmt: skip
 

@@ -62,11 +62,18 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tiny_experiment):
     assert set(diag["class"]) == {"person", "bicycle"} and (diag.frames > 0).all()
     assert diag.split_half_r.between(-1, 1).all()  # two halves of 2 members each scored
     verdicts = out["verdicts"]
-    assert list(verdicts.columns) == list(VERDICT_COLUMNS)
+    assert list(verdicts.columns)[: len(VERDICT_COLUMNS)] == list(VERDICT_COLUMNS)
     names = {"AL vs RANDOM-night", "AL vs MANUAL", "AL vs COUNT", "AL-div vs AL",
              "AL vs METADATA"}  # fmt: skip
     names |= {n.replace(" vs ", f"{COST_MATCHED} vs ") + COST_MATCHED for n in names}
+    primary = {"AL vs RANDOM-night", "AL-peaks vs RANDOM-night", "AL-kcenter vs RANDOM-night"}
+    names |= primary | {"ORACLE vs RANDOM-night", "RANDOM-night vs REFERENCE"}
     assert set(verdicts.comparison) <= names
+    # the primary family (named in advance) is Holm-adjusted, the rest is secondary
+    assert set(verdicts[verdicts.primary].comparison) <= primary
+    first = verdicts[verdicts.primary]
+    assert len(first) and (first.p_holm >= first.p_value - 1e-12).all()
+    assert verdicts[~verdicts.primary].p_holm.isna().all()
     assert set(verdicts.verdict) <= set(VERDICTS) and len(verdicts)
     assert ((verdicts.ci_low <= verdicts["diff"]) & (verdicts["diff"] <= verdicts.ci_high)).all()
     assert set(verdicts.metric) == {"AP50", "wMAP50"}  # at IoU 0.5, test sessions resampled

@@ -21,7 +21,7 @@ def _tiny() -> ABConfig:
 
 def test_bad_settings_fail_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="unknown selection method"):
-        run_rounds(_tiny(), tmp_path, methods=("AL", "ORACLE"))
+        run_rounds(_tiny(), tmp_path, methods=("AL", "COIN"))
     with pytest.raises(ConfigError, match="n_rounds"):
         run_rounds(_tiny(), tmp_path, n_rounds=0)
     assert not any(tmp_path.iterdir())
