@@ -25,7 +25,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Debian's chromium for tests/test_browser.py, installed by apt when missing and apt can
+# Debian's chromium for tests/widgets/test_browser.py, installed by apt when missing and apt can
 # (as root); never fails: without it the browser tests are skipped, saying why.
 browser-deps:
 	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \

@@ -298,8 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--verify", action="store_true", help="reload every version, check hashes")
     trace.add_argument("--json", action="store_true", help="print the chain as JSON")
     trace.set_defaults(func=_lineage)
-    run = sub.add_parser("run", help="run a recipe of notebooks (ab, loop, rounds), cached by step")
-    run.add_argument("recipe", help="ab (10_ab_test), loop (01..05, paths wired) or rounds (30)")
+    from alkit.workflow.recipes import RECIPES
+
+    steps = {
+        name: ", ".join(dict.fromkeys(st.notebook[:2] for st in r)) for name, r in RECIPES.items()
+    }
+    names = ", ".join(RECIPES)
+    run = sub.add_parser("run", help=f"run a recipe of notebooks ({names}), cached by step")
+    run.add_argument(
+        "recipe",
+        choices=list(RECIPES),
+        metavar="recipe",
+        help="; ".join(f"{n} (notebooks {s})" for n, s in steps.items()),
+    )
     run.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
     run.add_argument("--run-dir", default=None, help="run folder (default runs/<recipe>)")
     run.add_argument(

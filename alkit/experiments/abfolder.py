@@ -1,7 +1,7 @@
 """A finished A/B run folder, opened for exploring (notebook 20).
 
-``open_ab_folder(run_dir)`` reads what ``alkit.experiments.abtest.ABRun`` wrote (``ab_config.json``,
-``ensemble/``, ``scores/``, ``selections/``, ``summary.csv``, ``gains.csv``,
+``open_ab_folder(run_dir)`` reads what ``alkit.experiments.abtest.run_ab_test`` wrote
+(``ab_config.json``, ``ensemble/``, ``scores/``, ``selections/``, ``summary.csv``, ``gains.csv``,
 ``selection_analysis.csv``) and builds the selection table ``SelectionExplorer`` takes: one
 row per (method, frame) with the frame's metadata and its per-class scores. Frames the A/B
 run did not score (RANDOM draws from the whole pool, day frames included) are scored with the

@@ -8,29 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.lineage import lineage_info
 from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
-from alkit.sim.config import WorldConfig, experiment_world
+from alkit.sim.config import experiment_world
 from alkit.sim.world import World
 
 
 def make_world(profile: str = "quick", world_seed: int = 0, sessions: dict | None = None) -> World:
     """The experiment world of ``alkit.sim.experiment_world`` (``sessions`` overrides sizes)."""
     return World(experiment_world(profile, seed=world_seed, **dict(sessions or {})))
-
-
-def save_world(world: World, url: str) -> str:
-    """Write the world's config as JSON (atomically); returns ``url``."""
-    storage.atomic_write_json(url, world.config.to_dict())
-    return url
-
-
-def load_world(url: str) -> World:
-    """The world whose config ``save_world`` wrote to ``url``."""
-    return World(WorldConfig.from_dict(storage.read_json(url)))
 
 
 def initial_frame_ids(world: World, initial_stride: int = 2) -> list[int]:
@@ -70,9 +58,7 @@ def initial_version(world: World, initial_stride: int = 2) -> DatasetVersion:
 __all__ = [
     "initial_frame_ids",
     "initial_version",
-    "load_world",
     "make_world",
-    "save_world",
     "visible_objects",
     "world_pool",
 ]

@@ -4,7 +4,7 @@ Each step reads its inputs from paths, calls the loop's own functions (the same 
 and the rounds call), writes its outputs under ``out_dir`` (atomically) and returns a small
 frozen result with the paths and tables a notebook shows::
 
-    01 train_step     -> world.json, ensemble.json (+ member checkpoints)   train_members
+    01 train_step     -> data.json, ensemble.json (+ member checkpoints)    train_members
     02 query_step     -> scores/, selections/<METHOD>.json (AL + baselines) query_pool
     03 annotate_step  -> batch.json, summary.csv (+ export/ for a tool)     a labeller
     04 append_step    -> a new version in the versions store, version.json  append_batch
@@ -13,8 +13,9 @@ frozen result with the paths and tables a notebook shows::
 Every other value comes from a profile (``alkit.experiments.profiles``; ``quick`` by default),
 overridden by keyword: ``train_step(out, profile="tiny", n_members=2)``. Called with only a
 profile, a step runs what its notebook runs. An unknown keyword raises ``ConfigError`` naming
-it. Between steps only paths pass (``alkit.workflow.pipeline`` wires them); the world travels
-as ``world.json``, labelled batches as ``batch.json``, versions as ``version.json``.
+it. Between steps only paths pass (``alkit.workflow.pipeline`` wires them); the world (or own
+data) travels as ``data.json`` (``alkit.workflow.run_data``), labelled batches as
+``batch.json``, versions as ``version.json``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from alkit.errors import ConfigError, DataError
 from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_of, per_class_table
 from alkit.experiments.abfolder import open_ab_folder
 from alkit.experiments.rounds import learning_curves, round_table
-from alkit.sim.experiment import initial_version, load_world, make_world, save_world
+from alkit.sim.experiment import initial_version, make_world
 from alkit.workflow.run_data import RunData
 
 SESSIONS = {"initial": 1, "pool": 2, "test": 2}
@@ -25,11 +25,6 @@ SESSIONS = {"initial": 1, "pool": 2, "test": 2}
 @pytest.fixture(scope="module")
 def world():
     return make_world("quick", 0, SESSIONS)
-
-
-def test_world_file_round_trip(world, tmp_path):
-    path = save_world(world, str(tmp_path / "world.json"))
-    assert load_world(path).config == world.config
 
 
 def test_batch_file_round_trip_is_exact(world, tmp_path):
