@@ -65,7 +65,9 @@ _API: dict[str, str] = {
     "ABConfig": "alkit.experiments.abtest",
     "run_ab_test": "alkit.experiments.abtest",
     "run_rounds": "alkit.experiments.rounds",
-    "profile_parameters": "alkit.experiments.profiles",
+    "profile_parameters": "alkit.config.profiles",
+    "profile_config": "alkit.experiments.abtest",
+    "RunConfig": "alkit.config.tree",
     # the steps behind notebooks 01-05, and recipes of notebooks
     "train_step": "alkit.workflow.steps",
     "query_step": "alkit.workflow.steps",

@@ -62,7 +62,7 @@ TINY_CURVES = {
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory):
     """``(config, out_dir, tables)`` of a finished tiny replicated experiment."""
-    from alkit.experiments.profiles import profile_config
+    from alkit.experiments.abtest import profile_config
     from alkit.experiments.replicated import ExperimentConfig, run_experiment
 
     config = ExperimentConfig(ab=profile_config("tiny", n_members=4).to_dict(), **TINY_EXPERIMENT)
@@ -75,7 +75,7 @@ def tiny_experiment(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_curves(tmp_path_factory):
     """``(config, out_dir, tables)`` of finished tiny learning curves (2 rounds of 4)."""
-    from alkit.experiments.profiles import profile_config
+    from alkit.experiments.abtest import profile_config
     from alkit.experiments.replicated import ExperimentConfig
     from alkit.experiments.replicated_rounds import run_rounds_experiment
 

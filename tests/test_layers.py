@@ -17,6 +17,7 @@ ORDER = (
     "query",
     "annotate",
     "evaluate",
+    "config",
     "loop",
     "experiments",
     "workflow",

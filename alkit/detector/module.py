@@ -63,14 +63,14 @@ class TrainConfig:
 
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    max_epochs: int = 10
+    max_epochs: int = 4
     max_steps: int = -1
     schedule: str = "cosine"
     warmup_steps: int = 50
     size_weight: float = 0.1
     offset_weight: float = 1.0
     hflip: bool = True
-    precision: str = "32-true"
+    precision: str = "auto"
     channels_last: bool = True
     gradient_clip_val: float = 0.0
     decode_k: int = 100

@@ -65,7 +65,8 @@ def open_ab_folder(
     ``scores_dir`` (default ``<run_dir>/explore_scores``), resumably."""
     run = Path(run_dir)
     config = ABConfig.from_dict(storage.read_json(str(_need(run / "ab_config.json"))))
-    world = make_world(config.profile, config.world_seed, config.sessions)
+    w = config.run.world
+    world = make_world(w.world_profile, w.world_seed, dict(w.sessions))
     ensemble = load_ensemble(_need(run / "ensemble" / "ensemble.json"))
     picks = []
     for method in METHODS:

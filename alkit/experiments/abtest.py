@@ -26,22 +26,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from torch.utils.data import Subset
 
 from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.summary import batch_summary
+from alkit.config.profiles import profile_values
+from alkit.config.tree import FLAT, ABSettings, RunConfig
 from alkit.data import storage
 from alkit.data.classes import CLASSES
 from alkit.data.labels import LabelledBatch
 from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
-from alkit.ensemble.retrain import RetrainConfig
-from alkit.ensemble.train import EnsembleConfig, TrainedEnsemble, train_members
-from alkit.errors import ConfigError, check_known_fields
+from alkit.ensemble.train import TrainedEnsemble, train_members
+from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_set_ids
 from alkit.experiments.stats import verdicts_table
 from alkit.experiments.tables import (
@@ -58,7 +60,7 @@ from alkit.loop import Acquired, Arm, FrameCache, Learner, RoundContext, learn, 
 from alkit.loop.frames import NoFrames
 from alkit.loop.round import acquired_as, query
 from alkit.query.methods import SEED_METHODS
-from alkit.query.pool_query import Queried, QueryConfig, ScoringConfig, scoring_from_values
+from alkit.query.pool_query import Queried
 from alkit.sim import World
 from alkit.sim.experiment import (
     initial_frame_ids,
@@ -71,96 +73,44 @@ from alkit.sim.experiment import (
 #: The tables' test sets, in print order.
 AB_TEST_SETS = ("global", "night_heldout", "night", "manual")
 
-#: The quick profile's schedule: 4 epochs of the 2,000 initial frames (500 steps of 16),
-#: in bfloat16 where the CPU or GPU runs it fast, else fp32 (``resolve_precision``).
-QUICK_TRAIN = {"max_epochs": 4, "precision": "auto"}
-#: How a selection is split 90/10 (``cv_splits``): by driving session, or by frame (the seed's).
-SPLIT_BY = ("session", "frame")
-
 
 @dataclass(frozen=True)
 class ABConfig:
-    """Everything that determines an A/B run (plain values, papermill-friendly); its defaults
-    are the ``quick`` profile.
+    """Everything that determines an A/B run: the run's configuration tree (``run``:
+    ``alkit.config.tree.RunConfig``, the world, ensemble, scoring, selection, retraining and
+    evaluation) and the A/B test's own ``splits`` (``ABSettings``). Its plain-value form
+    (``to_dict`` / ``from_dict``) is what notebooks, ``-p`` and ``ab_config.json`` hold."""
 
-    World: ``profile``, ``world_seed``, ``sessions`` (segment sizes, see
-    ``experiment_world``). Data: every ``initial_stride``-th initial frame is labelled;
-    every ``pool_stride``-th frame of the filtered pool is scored; every ``test_stride``-th
-    test frame is in the global test set. Ensemble: ``n_members``, ``model`` (DetectorConfig
-    fields), ``train`` (TrainConfig fields). Scoring: ``accelerator``, ``devices``,
-    ``score_batch_size``, ``score_workers`` (render workers). Selection: ``budget`` frames
-    per method, ``classes_of_interest``, ``pool_filter`` (AL and MANUAL),
-    ``al_session_cap``, ``manual_filters`` (the curator's extra metadata/geo filter),
-    ``manual_subsequence``, ``metadata_filters``. Retraining: ``retrain`` = ``"finetune"``
-    (from REFERENCE, default for quick) or ``"scratch"``; ``retrain_steps``, ``retrain_lr``,
-    ``new_fraction``.
-    Evaluation: ``n_splits`` x (1 - ``test_fraction``) / ``test_fraction`` splits, by
-    ``split_by``: ``"session"`` (whole driving sessions held out, so no test frame has a
-    near-duplicate neighbour in training) or ``"frame"`` (the seed's random frames).
-    """
-
-    profile: str = "quick"
-    world_seed: int = 0
-    sessions: dict = field(default_factory=dict)
-    initial_stride: int = 2
-    pool_stride: int = 2
-    test_stride: int = 4
-    n_members: int = 4
-    model: dict = field(default_factory=dict)
-    train: dict = field(default_factory=lambda: dict(QUICK_TRAIN))
-    accelerator: str = "auto"
-    devices: int | str = 1
-    score_batch_size: int = 32
-    score_workers: int = 0
-    budget: int = 100
-    classes_of_interest: tuple[str, ...] = ("person", "bicycle")
-    pool_filter: dict = field(default_factory=lambda: {"time_of_day": ["night"]})
-    al_session_cap: int | None = None
-    manual_filters: dict = field(default_factory=lambda: {"route": ["urban", "suburban"]})
-    manual_subsequence: int = 20
-    metadata_filters: dict = field(default_factory=lambda: {"time_of_day": ["night"]})
-    retrain: str = "finetune"
-    retrain_steps: int = 100
-    retrain_lr: float = 5e-4
-    new_fraction: float = 0.5
-    batch_size: int = 16
-    n_splits: int = 3
-    test_fraction: float = 0.1
-    split_by: str = "session"
-    seed: int = 0
+    run: RunConfig = field(default_factory=RunConfig)
+    splits: ABSettings = field(default_factory=ABSettings)
 
     def __post_init__(self) -> None:
-        self.retraining()  # checks retrain and retrain_steps
-        if self.split_by not in SPLIT_BY:
-            raise ConfigError(f"split_by must be one of {SPLIT_BY}, got {self.split_by!r}")
-        unknown = [c for c in self.classes_of_interest if c not in CLASSES]
+        unknown = [c for c in self.run.query.classes_of_interest if c not in CLASSES]
         if unknown:
             raise ConfigError(f"classes_of_interest {unknown} are not in {list(CLASSES)}")
 
+    @staticmethod
+    def names() -> set[str]:
+        """The plain-value names an ``ABConfig`` takes."""
+        return set(FLAT) | {f.name for f in fields(ABSettings)}
+
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        return json.loads(json.dumps(self.run.values() | asdict(self.splits)))
 
     @classmethod
     def from_dict(cls, values: Mapping) -> ABConfig:
-        """From plain values; an unknown field raises ``ConfigError`` naming it."""
-        check_known_fields(cls, values)
-        values = dict(values)
-        if "classes_of_interest" in values:
-            values["classes_of_interest"] = tuple(values["classes_of_interest"])
-        return cls(**values)
+        """From plain values; an unknown name raises ``ConfigError`` naming it."""
+        own = {f.name for f in fields(ABSettings)}
+        unknown = sorted(set(values) - cls.names())
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {unknown}; parameters: {sorted(cls.names())}")
+        run = RunConfig.from_values({k: v for k, v in values.items() if k not in own})
+        return cls(run, ABSettings(**{k: v for k, v in values.items() if k in own}))
 
-    # the loop's configs, each made from these values in one place
-    def ensemble(self) -> EnsembleConfig:
-        return EnsembleConfig(self.n_members, self.model, self.train, self.batch_size, self.seed)
 
-    def query(self) -> QueryConfig:
-        return QueryConfig.from_values(self.to_dict())
-
-    def scoring(self) -> ScoringConfig:
-        return scoring_from_values(self.to_dict())
-
-    def retraining(self) -> RetrainConfig:
-        return RetrainConfig(self.retrain, self.retrain_steps, self.retrain_lr, self.new_fraction)
+def profile_config(profile: str, **overrides: Any) -> ABConfig:
+    """The ``ABConfig`` of a profile (``alkit.config.profiles``), with ``overrides``."""
+    return ABConfig.from_dict(profile_values(profile, **overrides))
 
 
 def as_ab_config(config: ABConfig | Mapping) -> ABConfig:
@@ -222,8 +172,9 @@ def ab_setup(config: ABConfig | Mapping, run_dir: str | Path) -> ABSetup:
         if {k: v for k, v in c.to_dict().items() if k in old} != old:
             raise ConfigError(f"{saved} holds another configuration; use a new run folder")
     storage.atomic_write_json(str(saved), c.to_dict())
-    world = make_world(c.profile, c.world_seed, c.sessions)
-    ids = tuple(initial_frame_ids(world, c.initial_stride))
+    w = c.run.world
+    world = make_world(w.world_profile, w.world_seed, dict(w.sessions))
+    ids = tuple(initial_frame_ids(world, w.initial_stride))
     return ABSetup(c, run, world, world_pool(world), ids, FrameCache(world))
 
 
@@ -233,9 +184,9 @@ def ab_train(
 ) -> TrainedEnsemble:
     """The ensemble on the initial set (``<run>/ensemble``)."""
     c = setup.config
-    log(f"TRAIN {c.n_members} members on {len(setup.initial_ids)} initial frames")
+    log(f"TRAIN {c.run.ensemble.n_members} members on {len(setup.initial_ids)} initial frames")
     labelled = (setup.world, list(setup.initial_ids))
-    return train_members(labelled, setup.run_dir / "ensemble", c.ensemble(), progress=progress,
+    return train_members(labelled, setup.run_dir / "ensemble", c.run.ensemble, progress=progress,
                          log=log)  # fmt: skip
 
 
@@ -245,8 +196,8 @@ def ab_context(setup: ABSetup, test_sets: dict | None = None) -> RoundContext:
     retraining, the run folder and its versions store, the world's frames rendered once."""
     c = setup.config
     return RoundContext(
-        pool=setup.pool, labeller=OracleLabeler(setup.world), query=c.query(),
-        scoring=c.scoring(), retraining=c.retraining(), test_sets=test_sets or {},
+        pool=setup.pool, labeller=OracleLabeler(setup.world), query=c.run.query,
+        scoring=c.run.scoring, retraining=c.run.retraining, test_sets=test_sets or {},
         out_dir=setup.run_dir, versions_root=str(setup.run_dir / "versions"),
         frames=setup.frames, visible=visible_objects(setup.world), progress=False,
     )  # fmt: skip
@@ -269,7 +220,7 @@ def ab_annotate(
     """The oracle labels each selection; each is appended to the initial set as a version
     (``<run>/versions``); ``<run>/selection_analysis.csv`` holds what each batch contains."""
     ctx = ab_context(setup)
-    initial = initial_version(setup.world, setup.config.initial_stride)
+    initial = initial_version(setup.world, setup.config.run.world.initial_stride)
     acquired = {m: acquired_as(ctx, Arm(m), sel, queried.paths[m], initial, queried.scores)
                 for m, sel in queried.selections.items()}  # fmt: skip
     batch_summary({m: a.batch for m, a in acquired.items()}).to_csv(
@@ -288,12 +239,13 @@ def ab_splits(
     splits = {}
     for m, selection in queried.selections.items():
         ids = selection.frame_ids
-        sessions = [world.locate(f)[0] for f in ids] if c.split_by == "session" else None
+        sessions = [world.locate(f)[0] for f in ids] if c.splits.split_by == "session" else None
         if sessions is not None and len(set(sessions)) < 2:
             log(f"A/B: {m}'s {len(ids)} frames come from one driving session: split by frame "
                 "(its test frames have neighbours in training)")  # fmt: skip
             sessions = None
-        splits[m] = cv_splits(ids, c.n_splits, c.test_fraction, c.seed, sessions)
+        splits[m] = cv_splits(ids, c.splits.n_splits, c.splits.test_fraction, c.run.ensemble.seed,
+                              sessions)  # fmt: skip
     return splits
 
 
@@ -310,10 +262,11 @@ def ab_evaluate(
     out = setup.run_dir / "ab"
     out.mkdir(exist_ok=True)
     frames = setup.frames
-    fixed = {n: frames.frames(evaluation_set_ids(setup.world, n, c.test_stride))
+    fixed = {n: frames.frames(evaluation_set_ids(setup.world, n, c.run.evaluation.test_stride))
              for n in ("global", "night_heldout")}  # fmt: skip
     initial = annotated.initial
-    learner = Learner(trained.ensemble.members[0], initial, trained.frames, c.train, c.batch_size)
+    e = c.run.ensemble
+    learner = Learner(trained.ensemble.members[0], initial, trained.frames, e.train, e.batch_size)
     methods = tuple(queried.selections)
     new, index = {}, {}
     for m in methods:
@@ -322,7 +275,7 @@ def ab_evaluate(
         new[m] = version_frames(version, ids, frames)
         index[m] = {fid: i for i, fid in enumerate(ids)}
     splits = ab_splits(setup, queried, log)
-    for s in range(c.n_splits):
+    for s in range(c.splits.n_splits):
         night = sorted(set(splits["AL"][s][1]) | set(splits["MANUAL"][s][1]))
         sets = {**fixed, "night": frames.frames(night),
                 "manual": frames.frames(splits["MANUAL"][s][1])}  # fmt: skip
@@ -335,16 +288,16 @@ def ab_evaluate(
                 # Fine-tuning: REFERENCE gets the same extra steps on the initial data
                 # alone, so a method's gain is its new labels', not the extra training's.
                 version, part = initial, NoFrames()
-                if c.retrain == "scratch":
+                if c.run.retraining.mode == "scratch":
                     ctx = replace(ctx, retraining=None)
             else:
                 version = annotated.acquired[method].version
                 part = Subset(new[method], [index[method][i] for i in splits[method][s][0]])
             log(f"A/B split {s}: retrain {method} on initial + {len(part)}")
-            learned = learn(ctx, learner, version, part, seed=c.seed * 100 + s)
+            learned = learn(ctx, learner, version, part, seed=e.seed * 100 + s)
             table = learned.evaluation.table.assign(method=method, split=s)
             storage.atomic_write_parquet(table[[*RESULT_COLUMNS, "n_gt", "version"]], str(path))
-            ctx = replace(ctx, retraining=c.retraining())
+            ctx = replace(ctx, retraining=c.run.retraining)
     results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
                         ignore_index=True)  # fmt: skip
     results.to_csv(setup.run_dir / "results.csv", index=False)
@@ -376,7 +329,7 @@ def ab_verdicts(
 def ab_report(setup: ABSetup, results: pd.DataFrame) -> ABResult:
     """Summary, gains, seed-style tables and figures from ``results`` (``ab_evaluate``)."""
     c, run = setup.config, setup.run_dir
-    part = results[results["class"].isin(list(c.classes_of_interest))]
+    part = results[results["class"].isin(list(c.run.query.classes_of_interest))]
     summary = summary_table(part)
     summary.to_csv(run / "summary.csv", index=False)
     gains = gain_ratio(summary)
@@ -424,5 +377,6 @@ __all__ = [
     "ab_splits",
     "ab_train",
     "as_ab_config",
+    "profile_config",
     "run_ab_test",
 ]

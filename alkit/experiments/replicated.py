@@ -227,13 +227,15 @@ class WorldModels:
     def learner(self) -> Learner:
         """REFERENCE as the learner every arm retrains."""
         c = self.config.world_config(self.seed)
+        e = c.run.ensemble
         return Learner(self.reference.ensemble.members[0], self.initial, self.reference.frames,
-                       c.train, c.batch_size)  # fmt: skip
+                       e.train, e.batch_size)  # fmt: skip
 
     def scorers(self) -> list[Learner]:
         """The scoring ensemble's members as learners (an arm's own ensemble, retrained)."""
         c = self.config.world_config(self.seed)
-        return [Learner(m, self.initial, self.trained.frames, c.train, c.batch_size)
+        e = c.run.ensemble
+        return [Learner(m, self.initial, self.trained.frames, e.train, e.batch_size)
                 for m in self.trained.ensemble.members]  # fmt: skip
 
 
@@ -262,10 +264,12 @@ def oracle_errors(models: WorldModels, block: Pool) -> pd.DataFrame:
     scores (the pool filter's, every ``pool_stride``-th), with their metadata: what ORACLE
     ranks (``alkit.evaluate.errors.reference_errors``)."""
     c = models.config.world_config(models.seed)
-    scored = block.where(c.query().pool_filter).every(c.query().pool_stride)
+    e = c.run.ensemble
+    scored = block.where(c.run.query.pool_filter).every(c.run.query.pool_stride)
     frames = VirtualFrames(models.setup.world, scored.frame_ids)
     errors = reference_errors(models.reference.ensemble.members[0], frames,
-                              list(c.classes_of_interest), batch_size=c.batch_size)  # fmt: skip
+                              list(c.run.query.classes_of_interest),
+                              batch_size=e.batch_size)  # fmt: skip
     return errors.merge(scored.metadata, on="frame_id")
 
 
@@ -275,19 +279,20 @@ def world_models(
     """TRAIN a world's scoring ensemble and REFERENCE in ``out_dir`` (kept ones are reused)
     and render its test set (``WorldModels``)."""
     c = config.world_config(seed)
+    w, e = c.run.world, c.run.ensemble
     setup = ab_setup(c, out_dir)
     trained = ab_train(setup, progress, log)
     log(f"world {seed}: TRAIN REFERENCE, a learner outside the ensemble")
-    ref_train = {**dict(c.train), **dict(config.reference_train)}
-    ref_config = EnsembleConfig(1, c.model, ref_train, c.batch_size, c.seed + c.n_members)
+    ref_train = {**dict(e.train), **dict(config.reference_train)}
+    ref_config = EnsembleConfig(1, e.model, ref_train, e.batch_size, e.seed + e.n_members)
     labelled = (setup.world, list(setup.initial_ids))
     reference = train_members(labelled, out_dir / "reference", ref_config, progress=progress)
-    test_ids = evaluation_set_ids(setup.world, config.test_set, c.test_stride)
+    test_ids = evaluation_set_ids(setup.world, config.test_set, c.run.evaluation.test_stride)
     ctx = replace(ab_context(setup, {config.test_set: setup.frames.frames(test_ids)}),
-                  keep_matches=tuple(c.classes_of_interest), eval_batch_size=c.batch_size,
+                  keep_matches=tuple(c.run.query.classes_of_interest), eval_batch_size=e.batch_size,
                   progress=progress)  # fmt: skip
     (out_dir / "evaluations").mkdir(exist_ok=True)
-    initial = initial_version(setup.world, c.initial_stride)
+    initial = initial_version(setup.world, w.initial_stride)
     return WorldModels(config, seed, setup, trained, reference, initial, test_ids, ctx)
 
 
@@ -297,9 +302,10 @@ def run_world(
     """One world seed: every arm, block and fine-tuning seed (``WorldRun``); every selection
     is labelled and APPENDed to the initial set, and REFERENCE retrains on that version."""
     c = config.world_config(seed)
+    e = c.run.ensemble
     models = world_models(config, seed, out_dir, progress, log)
     setup, trained, initial = models.setup, models.trained, models.initial
-    summary = describe_test_sets(setup.world, [config.test_set], c.test_stride)
+    summary = describe_test_sets(setup.world, [config.test_set], c.run.evaluation.test_stride)
     evals = out_dir / "evaluations"
     results, costs, diagnostics, matches = [], [], [], {}
     for b, block in enumerate(pool_blocks(setup.pool, config.pool_blocks)):
@@ -307,13 +313,14 @@ def run_world(
         ctx = replace(models.ctx, pool=block)
         if "ORACLE" in config.arms:  # the ceiling: REFERENCE's errors on what AL scores
             ctx = replace(ctx, errors=oracle_errors(models, block))
-        arms = [Arm(a, seed=c.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
+        arms = [Arm(a, seed=e.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
                 for a in config.arms]  # fmt: skip
         queried = query(ctx, trained.ensemble, arms)
         if queried.scores is not None and len(trained.ensemble) >= 4:  # halves of >= 2
             diag = signal_diagnostics(trained.ensemble, setup.world, queried.scores,
-                                      c.classes_of_interest, out_dir / f"diagnostics_block{b}",
-                                      c.scoring(), seed=c.seed + b)  # fmt: skip
+                                      c.run.query.classes_of_interest,
+                                      out_dir / f"diagnostics_block{b}", c.run.scoring,
+                                      seed=e.seed + b)  # fmt: skip
             diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
         new, versions, acquired = {}, {}, {}
         for arm in arms:
@@ -384,7 +391,7 @@ def run_experiment(
     costs = pd.concat([p.costs for p in parts], ignore_index=True)
     diagnostics = pd.concat([p.diagnostics for p in parts], ignore_index=True)
     test_sets = pd.concat([p.test_sets for p in parts], ignore_index=True)
-    classes = list(config.world_config(config.world_seeds[0]).classes_of_interest)
+    classes = list(config.world_config(config.world_seeds[0]).run.query.classes_of_interest)
     comparisons = [(a, b) for a, b in COMPARISONS if {a, b} <= {REFERENCE, *config.arms}]
     if config.cost_matched:
         comparisons += [(a + COST_MATCHED, b + COST_MATCHED) for a, b in comparisons]

@@ -85,9 +85,10 @@ def run_world_rounds(
     """One world seed's rounds of ``budget`` frames (module docstring); ``out_dir`` is the
     experiment's ``world_<seed>`` folder."""
     c = config.world_config(seed)
+    e = c.run.ensemble
     models = world_models(config, seed, out_dir, progress, log)
     setup, initial = models.setup, models.initial
-    ctx = replace(models.ctx, query=replace(c.query(), budget=budget))
+    ctx = replace(models.ctx, query=c.run.query.with_budget(budget))
     rounds = out_dir / "rounds"
     (rounds / "evaluations").mkdir(parents=True, exist_ok=True)
     results, costs, matches = [], [], {}
@@ -116,7 +117,7 @@ def run_world_rounds(
                     shutil.copytree(shared, out_dir / "scores" / name, dirs_exist_ok=True)
                 if not (out_dir / "selections" / f"{name}.json").exists():
                     log(f"world {seed}, block {b}: {arm} round {r}, QUERY, {len(done)} taken")
-                picked = Arm(arm, seed=c.seed + 100 * b + r, name=name,
+                picked = Arm(arm, seed=e.seed + 100 * b + r, name=name,
                              params={"round": r, "pool_block": b})  # fmt: skip
                 # a selection picked by an earlier call with the same models is reused
                 acquired = acquire(block_ctx, scorers, picked, version, taken=done, reuse=True)
@@ -132,7 +133,7 @@ def run_world_rounds(
                 later = out_dir / "selections" / f"{selection_name(b, r + 1, arm)}.json"
                 if arm in SCORED_METHODS and r < n_rounds and not later.exists():
                     log(f"world {seed}, block {b}: {arm} round {r}, retrain its ensemble")
-                    seeds = [c.seed * 1000 + 10 * r + i for i in range(len(scorers))]
+                    seeds = [e.seed * 1000 + 10 * r + i for i in range(len(scorers))]
                     scorers = retrain_members(ctx, models.scorers(), version, new, seeds)
     return WorldRounds(pd.concat(results, ignore_index=True), pd.DataFrame(costs), matches,
                        test_sessions(setup.world, models.test_ids))  # fmt: skip
@@ -189,7 +190,7 @@ def curves_figure(curves: pd.DataFrame, metric: str = "AP50") -> Figure:
 
 def run_rounds_experiment(
     config: ExperimentConfig, experiment_dir: str | Path, out_dir: str | Path | None = None,
-    n_rounds: int = 4,
+    n_rounds: int = 3,
     arms: Sequence[str] = ROUND_ARMS, blocks: int = 1, budget: int | None = None,
     workers: int = 1, progress: bool = True, log: Callable[[str], None] = print,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
@@ -205,7 +206,7 @@ def run_rounds_experiment(
     if n_rounds < 1 or not 1 <= blocks <= config.pool_blocks or len(arms) < 2:
         raise ConfigError(f"need n_rounds >= 1 (got {n_rounds}), 1 <= blocks <= pool_blocks "
                           f"(got {blocks}) and at least 2 arms (got {list(arms)})")  # fmt: skip
-    budget = budget or config.world_config(config.world_seeds[0]).budget // n_rounds
+    budget = budget or config.world_config(config.world_seeds[0]).run.query.budget // n_rounds
     if budget < 1:
         raise ConfigError(f"budget per round must be >= 1, got {budget}")
     worlds, out = Path(experiment_dir), Path(out_dir or experiment_dir)
@@ -215,7 +216,7 @@ def run_rounds_experiment(
     parts = run_world_seeds(run, config.world_seeds, worlds, args, workers, progress, log)
     results = pd.concat([p.results for p in parts], ignore_index=True)
     results["new_frames"] = results["round"] * budget
-    classes = list(config.world_config(config.world_seeds[0]).classes_of_interest)
+    classes = list(config.world_config(config.world_seeds[0]).run.query.classes_of_interest)
     control = arms[-1]
     gains = [(arm_at(a, r), REFERENCE) for a in arms for r in range(1, n_rounds + 1)]
     versus = [(arm_at(a, r), arm_at(control, r))

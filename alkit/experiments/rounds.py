@@ -101,23 +101,27 @@ def run_rounds(
     if n_rounds < 1:
         raise ConfigError(f"n_rounds must be >= 1, got {n_rounds}")
     c, out = as_ab_config(config), Path(out_dir)
-    world = make_world(c.profile, c.world_seed, c.sessions)
-    initial_ids = initial_frame_ids(world, c.initial_stride)
-    log(f"round 0: TRAIN {c.n_members} members on {len(initial_ids)} initial frames")
-    trained = train_members((world, initial_ids), out / "ensemble", c.ensemble(),
+    w, e = c.run.world, c.run.ensemble
+    world = make_world(w.world_profile, w.world_seed, dict(w.sessions))
+    initial_ids = initial_frame_ids(world, w.initial_stride)
+    log(f"round 0: TRAIN {e.n_members} members on {len(initial_ids)} initial frames")
+    trained = train_members((world, initial_ids), out / "ensemble", e,
                             progress=progress)  # fmt: skip
     frames = FrameCache(world)
-    sets = {n: frames.frames(evaluation_set_ids(world, n, c.test_stride)) for n in test_set_names}
+    sets = {
+        n: frames.frames(evaluation_set_ids(world, n, c.run.evaluation.test_stride))
+        for n in test_set_names
+    }
     ctx = RoundContext(
-        pool=world_pool(world), labeller=OracleLabeler(world), query=c.query(),
-        scoring=replace(c.scoring(), precision=trained.ensemble.train_precision),
-        retraining=c.retraining(), test_sets=sets, out_dir=out,
+        pool=world_pool(world), labeller=OracleLabeler(world), query=c.run.query,
+        scoring=replace(c.run.scoring, precision=trained.ensemble.train_precision),
+        retraining=c.run.retraining, test_sets=sets, out_dir=out,
         versions_root=str(out / "versions"), frames=frames, visible=visible_objects(world),
-        eval_batch_size=c.batch_size, progress=progress,
+        eval_batch_size=e.batch_size, progress=progress,
     )  # fmt: skip
-    initial = initial_version(world, c.initial_stride)
+    initial = initial_version(world, w.initial_stride)
     reference = list(trained.ensemble.members)
-    learners = [Learner(m, initial, trained.frames, c.train, c.batch_size) for m in reference]
+    learners = [Learner(m, initial, trained.frames, e.train, e.batch_size) for m in reference]
     versions = {m: initial for m in methods}
     taken: dict[str, set[int]] = {m: set() for m in methods}
     members = {m: reference for m in methods}
@@ -126,7 +130,7 @@ def run_rounds(
     for r in range(1, n_rounds + 1):
         for method in methods:
             done = taken[method]
-            arm = Arm(method, seed=c.seed + r, name=f"{{method}}_{r:02d}", params={"round": r})
+            arm = Arm(method, seed=e.seed + r, name=f"{{method}}_{r:02d}", params={"round": r})
             # scores of an interrupted earlier call were made by other members
             shutil.rmtree(out / "scores" / arm.file_name, ignore_errors=True)
             acquired = acquire(ctx, members[method], arm, versions[method], taken=done)
@@ -137,7 +141,7 @@ def run_rounds(
             # retrained for the next round; the others only the member that is evaluated
             n_train = len(reference) if method in SCORED_METHODS and r < n_rounds else 1
             new = new_frames(ctx, version, [f for f in version.frame_ids if f in done])
-            seeds = [c.seed * 1000 + 10 * r + i for i in range(n_train)]
+            seeds = [e.seed * 1000 + 10 * r + i for i in range(n_train)]
             members[method] = retrain_members(ctx, learners[:n_train], version, new, seeds)
             table = evaluate(ctx, members[method][0], version).table
             labelled = len(initial_ids) + len(done)

@@ -78,7 +78,7 @@ class BootstrapConfig:
     level."""
 
     level: float = 0.95
-    n_resamples: int = 10_000
+    n_resamples: int = 2000
     seed: int = 0
     resample_depth: int | None = None
 

@@ -70,9 +70,9 @@ class SelectionSettings:
     al_min_frame_gap: int | None = None
     al_div_session_cap: int | None = 4
     al_div_min_frame_gap: int | None = 10
-    manual_filters: Mapping = field(default_factory=dict)
+    manual_filters: Mapping = field(default_factory=lambda: {"route": ["urban", "suburban"]})
     manual_subsequence: int = 20
-    metadata_filters: Mapping = field(default_factory=dict)
+    metadata_filters: Mapping = field(default_factory=lambda: {"time_of_day": ["night"]})
     kcenter_factor: float = 4.0
     kcenter_score: str = "mean"
 

@@ -8,7 +8,7 @@ The notebook step (``alkit.workflow.steps.query_step``), the A/B test and the ro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,6 @@ from alkit.data.classes import CLASSES
 from alkit.data.pool import Pool
 from alkit.detector.module import resolve_precision
 from alkit.ensemble.store import weights_sha256
-from alkit.errors import check_known_fields
 from alkit.query.methods import (
     SCORED_METHODS,
     Candidates,
@@ -32,49 +31,36 @@ from alkit.query.selection import SelectionManifest
 
 @dataclass(frozen=True)
 class QueryConfig:
-    """What QUERY picks from and how (plain values, one per profile parameter).
+    """What QUERY picks from and how.
 
     ``pool_filter`` keeps the frames AL and MANUAL pick from (MANUAL watches them as whole
-    drives); the ensemble scores every ``pool_stride``-th of them. The rest is
-    ``SelectionSettings``.
+    drives); the ensemble scores every ``pool_stride``-th of them; ``selection`` is how the
+    methods pick (``SelectionSettings``: the budget, the classes of interest, the rules).
     """
 
-    budget: int = 100
-    classes_of_interest: tuple[str, ...] = ("person", "bicycle")
     pool_filter: Mapping = field(default_factory=lambda: {"time_of_day": ["night"]})
     pool_stride: int = 2
-    al_session_cap: int | None = None
-    al_min_frame_gap: int | None = None
-    al_div_session_cap: int | None = 4
-    al_div_min_frame_gap: int | None = 10
-    manual_filters: Mapping = field(default_factory=lambda: {"route": ["urban", "suburban"]})
-    manual_subsequence: int = 20
-    metadata_filters: Mapping = field(default_factory=lambda: {"time_of_day": ["night"]})
-    seed: int = 0
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
 
-    @classmethod
-    def from_values(cls, values: Mapping) -> QueryConfig:
-        """The fields of ``values`` this config knows (a profile holds more)."""
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        check_known_fields(cls, known)
-        if "classes_of_interest" in known:
-            known["classes_of_interest"] = tuple(known["classes_of_interest"])
-        return cls(**known)
+    @property
+    def budget(self) -> int:
+        return self.selection.budget
+
+    @property
+    def classes_of_interest(self) -> tuple[str, ...]:
+        return tuple(self.selection.classes_of_interest)
+
+    @property
+    def seed(self) -> int:
+        return self.selection.seed
 
     def settings(self, seed: int | None = None) -> SelectionSettings:
-        """The selection settings (``seed`` overrides ``self.seed``, e.g. per round)."""
-        return SelectionSettings(
-            budget=self.budget,
-            classes_of_interest=tuple(self.classes_of_interest),
-            seed=self.seed if seed is None else seed,
-            al_session_cap=self.al_session_cap,
-            al_min_frame_gap=self.al_min_frame_gap,
-            al_div_session_cap=self.al_div_session_cap,
-            al_div_min_frame_gap=self.al_div_min_frame_gap,
-            manual_filters=dict(self.manual_filters or {}),
-            manual_subsequence=self.manual_subsequence,
-            metadata_filters=dict(self.metadata_filters or {}),
-        )
+        """The selection settings (``seed`` overrides the selection's, e.g. per round)."""
+        return self.selection if seed is None else replace(self.selection, seed=seed)
+
+    def with_budget(self, budget: int) -> QueryConfig:
+        """The same query with another budget (e.g. a round's share of it)."""
+        return replace(self, selection=replace(self.selection, budget=budget))
 
 
 @dataclass(frozen=True)
@@ -194,24 +180,10 @@ def query_pool(
     return Queried(selections, paths, tables, scored)
 
 
-def scoring_from_values(values: Mapping) -> ScoringConfig:
-    """The ``ScoringConfig`` of a profile's plain values (``accelerator``, ``devices``,
-    ``score_precision``, ``score_batch_size``, ``score_workers``)."""
-    defaults = asdict(ScoringConfig())
-    return ScoringConfig(
-        accelerator=values.get("accelerator", defaults["accelerator"]),
-        devices=values.get("devices", defaults["devices"]),
-        precision=values.get("score_precision", defaults["precision"]),
-        batch_size=values.get("score_batch_size", defaults["batch_size"]),
-        num_workers=values.get("score_workers", defaults["num_workers"]),
-    )
-
-
 __all__ = [
     "QueryConfig",
     "Queried",
     "ScoringConfig",
     "member_hashes",
     "query_pool",
-    "scoring_from_values",
 ]

@@ -38,7 +38,7 @@ from typing import Any
 
 from alkit import __version__
 from alkit.errors import ConfigError
-from alkit.experiments.profiles import profile_parameters
+from alkit.config.profiles import profile_parameters
 from alkit.workflow.recipes import (
     RUN_PREFIX,
     Step,

@@ -9,7 +9,7 @@ a step-scoped override (``-p 02_query.budget=5``), a global override (``-p budge
 profile, else the notebook's own default. Only parameters a notebook declares in its
 ``parameters`` cell are passed to it.
 
-The profiles are ``alkit.experiments.profiles``.
+The profiles are ``alkit.config.profiles``.
 """
 
 from __future__ import annotations

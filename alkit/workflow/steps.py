@@ -10,7 +10,7 @@ frozen result with the paths and tables a notebook shows::
     04 append_step    -> a new version in the versions store, version.json  append_batch
     05 evaluate_step  -> evaluation.csv                                     evaluation_table
 
-Every other value comes from a profile (``alkit.experiments.profiles``; ``quick`` by default),
+Every other value comes from a profile (``alkit.config.profiles``; ``quick`` by default),
 overridden by keyword: ``train_step(out, profile="tiny", n_members=2)``. Called with only a
 profile, a step runs what its notebook runs. An unknown keyword raises ``ConfigError`` naming
 it. Between steps only paths pass (``alkit.workflow.pipeline`` wires them); the world (or own
@@ -31,6 +31,8 @@ from alkit.annotate.batch_io import load_batch, save_batch
 from alkit.annotate.oracle import OracleLabeler
 from alkit.annotate.summary import batch_summary
 from alkit.annotate.tool import ToolLabeler
+from alkit.config.profiles import profile_parameters
+from alkit.config.tree import FLAT, RunConfig
 from alkit.data import storage
 from alkit.data.datasets import VirtualFrames
 from alkit.data.labels import CostModel, Labeler
@@ -42,9 +44,8 @@ from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.predict import predict_detections
 from alkit.evaluate.test_sets import COLUMNS, evaluation_table, model_of
-from alkit.experiments.profiles import profile_parameters
 from alkit.query.methods import BASELINES
-from alkit.query.pool_query import Queried, QueryConfig, query_pool, scoring_from_values
+from alkit.query.pool_query import Queried, query_pool
 from alkit.query.selection import load_selection
 from alkit.sim.experiment import initial_frame_ids, make_world
 from alkit.workflow.run_data import RunData, check_classes_of_interest
@@ -67,10 +68,16 @@ def step_values(step: str, profile: str, names: Sequence[str], given: Mapping) -
     return profile_parameters(profile, own_data=own) | dict(given)
 
 
+def step_config(values: Mapping[str, Any]) -> RunConfig:
+    """The configuration tree of a step's plain values (those that are the tree's)."""
+    return RunConfig.from_values({k: v for k, v in values.items() if k in FLAT})
+
+
 # 01 TRAIN -------------------------------------------------------------------------------------
 #: own labelled data (see ``alkit.workflow.run_data``); ``labelled`` empty: the world
 OWN_DATA_PARAMETERS = ("labelled", "images_root", "classes", "category_map", "input_size")
 TRAIN_PARAMETERS = (
+    "world_profile",
     "world_seed",
     "sessions",
     "initial_stride",
@@ -116,7 +123,8 @@ def train_step(
     ``<out_dir>/data.json`` for the later steps. Finished members are kept on a rerun."""
     v = step_values("train_step", profile, TRAIN_PARAMETERS, values)
     out = Path(out_dir)
-    config = EnsembleConfig(v["n_members"], v["model"], v["train"], v["batch_size"], v["seed"])
+    run = step_config(v)
+    config, w = run.ensemble, run.world
     world = None
     if version_path:
         labelled, data = _version_at(version_path)
@@ -127,9 +135,9 @@ def train_step(
         labelled = data.initial_version()
         tag = labelled.hash
     else:
-        world = make_world(v["profile"], v["world_seed"], v["sessions"])
+        world = make_world(w.world_profile, w.world_seed, dict(w.sessions))
         data = RunData.of_world(world)
-        labelled, tag = (world, initial_frame_ids(world, v["initial_stride"])), ""
+        labelled, tag = (world, initial_frame_ids(world, w.initial_stride)), ""
     if world is None and not data.own:
         world = data.sim
     data_path = Path(data.save(str(out / "data.json")))
@@ -141,7 +149,8 @@ def train_step(
 # 02 QUERY -------------------------------------------------------------------------------------
 #: the pool of own data (``alkit.data.sources.open_pool``); empty: the world's pool segment
 POOL_PARAMETERS = ("pool", "fps")
-QUERY_PARAMETERS = (*QueryConfig.__dataclass_fields__, *POOL_PARAMETERS, "accelerator",
+QUERY_PARAMETERS = (*(n for n, paths in FLAT.items() if paths[-1][0] == "query"),
+                    *POOL_PARAMETERS, "accelerator",
                     "devices", "score_batch_size", "score_workers", "progress")  # fmt: skip
 
 
@@ -177,8 +186,9 @@ def query_step(
         if "MANUAL" in baselines:
             say("MANUAL left out: own data has no simulated curator (it reads ground truth)")
             baselines = [b for b in baselines if b != "MANUAL"]
-    return query_pool(ensemble, pool, out_dir, ("AL", *baselines),
-                      QueryConfig.from_values(v), scoring_from_values(v), taken=taken,
+    run = step_config(v)
+    return query_pool(ensemble, pool, out_dir, ("AL", *baselines), run.query, run.scoring,
+                      taken=taken,
                       visible=data.visible(), progress=v["progress"])  # fmt: skip
 
 
@@ -245,7 +255,7 @@ def annotate_step(
     out = Path(out_dir)
     data, selection = RunData.load(data_path), load_selection(selection_path)
     ids = list(selection.frame_ids)
-    cost = CostModel(v["seconds_per_frame"], v["seconds_per_box"])
+    cost = step_config(v).labelling.cost()
     source = data.sim if not data.own else data.pool(v["pool"], v["fps"]).source
     labeller = labeller_for(v["labeller"], data, source, v["export_dir"] or out / "export",
                             cost, labels, ensemble_path, selection, v["image_root"],

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from alkit.errors import ConfigError
-from alkit.experiments.profiles import profile_config
+from alkit.experiments.abtest import profile_config
 from alkit.experiments.replicated import ExperimentConfig
 from alkit.experiments.replicated_rounds import (
     CURVE_COLUMNS,

@@ -17,7 +17,7 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from alkit.experiments.profiles import profile_parameters
+from alkit.config.profiles import profile_parameters
 from alkit.workflow.pipeline import NOTEBOOKS, run_recipe
 from alkit.workflow.recipes import RECIPES
 

@@ -1,43 +1,24 @@
-"""The profiles: every parameter of every step, defined once per scale.
+"""The profiles: what each scale changes in the configuration's defaults, written once.
 
-``quick`` is ``ABConfig()`` (CPU, minutes) plus the rounds' ``n_rounds``; ``full`` is the GPU
-scale (384 x 640 world, bigger U-Net, 8 members, a 1% budget of the full pool, retraining from
-scratch like the seed, scoring on the GPU when there is one); ``tiny`` runs every step in
-seconds (a smoke test; its numbers mean nothing). The notebooks' parameter cells hold the
-``quick`` values, the step functions fill what they are not given from a profile, and the CLI
-passes ``--profile``; tests keep the three agreeing.
+A profile is a set of plain values (``alkit.config.tree.FLAT`` names, plus the drivers' own
+fields) that differ from the defaults of the stages' dataclasses: ``quick`` is the defaults
+themselves (CPU, minutes); ``full`` the GPU scale (384 x 640 world, bigger U-Net, 8 members, a
+1% budget of the full pool, retraining from scratch like the seed); ``tiny`` runs every step
+in seconds (a smoke test; its numbers mean nothing). ``RECIPE_PROFILES`` says what a recipe
+changes in a profile; ``OWN_DATA`` what a team's own data changes. The notebooks' parameter
+cells hold the ``quick`` values of their recipe, the step functions fill what they are not
+given from a profile, and the CLI passes ``--profile``; tests keep them agreeing and check
+that no profile restates a default.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
+from alkit.config.tree import FLAT, ABSettings, RunConfig
 from alkit.errors import ConfigError
-from alkit.experiments.abtest import ABConfig
-
-#: What every profile adds to ``ABConfig``'s fields: the rounds, progress bars and ANNOTATE's
-#: labeller and cost model (``alkit.data.labels.CostModel``: 30 s per frame + 7 s per box).
-STEP_DEFAULTS: dict[str, Any] = {
-    "n_rounds": 3,
-    "progress": True,
-    "labeller": "oracle",
-    "seconds_per_frame": 30.0,
-    "seconds_per_box": 7.0,
-    # own data (``alkit.workflow.run_data``); empty: the synthetic world
-    "labelled": "",  # COCO instances file of the labelled set
-    "images_root": "",  # its images' folder; empty: <COCO file's folder>/../images
-    "classes": [],  # the classes to learn; empty: all the COCO file's categories
-    "category_map": {},  # rename categories, e.g. {"pedestrian": "person"}
-    "input_size": [96, 160],  # [H, W] own images are letterboxed into
-    "pool": "",  # the unlabelled pool: a folder of images or videos, a video, a table
-    "fps": None,  # frames per second sampled from videos; None: every frame
-    "test": "",  # COCO instances file of a labelled test set (05 EVALUATE)
-    "labels": "",  # the labelling tool's export (Label Studio JSON or COCO)
-    "export_dir": "",  # where 03 ANNOTATE exports frames for the tool; empty: its out_dir
-    "image_root": "",  # URL prefix the tool loads images from; empty: their own URLs
-    "min_score": 0.3,  # pre-annotations: the ensemble's detections at least this sure
-}
 
 #: What own data changes in every profile: the world's night filters and its simulated
 #: curator (MANUAL) and oracle do not exist there; frames go to a labelling tool.
@@ -50,22 +31,14 @@ OWN_DATA: dict[str, Any] = {
     "labeller": "labelstudio",
 }
 
-#: ``quick``: the A/B quick settings (``ABConfig`` defaults); ``full``: GPU scale; ``tiny``:
-#: a smoke test of the notebooks and the pipeline.
+#: Per profile, its differences from the defaults.
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": ABConfig().to_dict() | STEP_DEFAULTS,
-    "full": ABConfig().to_dict()
-    | STEP_DEFAULTS
-    | {
-        "profile": "full",  # 384 x 640 frames; pool of 2000 sessions (200,000 frames)
+    "quick": {},
+    "full": {
+        "world_profile": "full",  # 384 x 640 frames; pool of 2000 sessions (200,000 frames)
         "n_members": 8,
         "model": {"width": 32, "depth": 4, "stride": 4, "head_width": 64},
-        "train": {
-            "max_epochs": 20,
-            "warmup_steps": 500,
-            "precision": "auto",  # bf16 on GPUs that support it
-            "channels_last": True,
-        },
+        "train": {"max_epochs": 20, "warmup_steps": 500},  # bf16 on GPUs that support it
         "batch_size": 32,
         "budget": 2000,  # 1% of the full pool, as in the seed
         "pool_stride": 1,
@@ -77,9 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "input_size": [384, 640],
     },
     # a smoke test: every step of every recipe in seconds on a CPU; the numbers mean nothing
-    "tiny": ABConfig().to_dict()
-    | STEP_DEFAULTS
-    | {
+    "tiny": {
         "sessions": {"initial": 2, "pool": 3, "test": 2},
         "initial_stride": 4,
         "test_stride": 25,
@@ -116,16 +87,15 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "ab": {
         "quick": {
             "model": {"width": 8, "depth": 3, "stride": 4, "head_width": 16},
-            "train": {"max_epochs": 2, "precision": "auto"},
+            "train": {"max_epochs": 2},
             "retrain_steps": 40,
             "pool_stride": 3,
         },
     },
     "experiment": {
         "quick": {
-            "profile": "night",
+            "world_profile": "night",
             "model": {"width": 8, "depth": 3, "stride": 2, "head_width": 16},
-            "train": {"max_epochs": 4, "precision": "auto"},
             "reference_train": {"max_epochs": 8},
             "retrain_steps": 60,
             "world_seeds": [0, 1],
@@ -153,28 +123,35 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def defaults() -> dict[str, Any]:
+    """Every plain value at its default: the tree's and the A/B test's own (its splits; the
+    experiment's replicates come with its recipe)."""
+    return json.loads(json.dumps(RunConfig().values() | asdict(ABSettings())))
+
+
 def profile_parameters(profile: str, own_data: bool = False, recipe: str = "") -> dict[str, Any]:
-    """A copy of a profile's parameter values (with ``OWN_DATA`` for a team's own data, and
-    what ``recipe`` changes, ``RECIPE_PROFILES``)."""
+    """A copy of a profile's parameter values: the defaults with the profile's differences
+    (with ``OWN_DATA`` for a team's own data, and what ``recipe`` changes)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
     overlay = RECIPE_PROFILES.get(recipe, {}).get(profile, {})
-    return json.loads(json.dumps(PROFILES[profile] | overlay | (OWN_DATA if own_data else {})))
+    values = defaults() | PROFILES[profile] | overlay | (OWN_DATA if own_data else {})
+    return json.loads(json.dumps(values))
 
 
-def profile_config(profile: str, **overrides: Any) -> ABConfig:
-    """The ``ABConfig`` of a profile (its A/B fields), with ``overrides``."""
+def profile_values(profile: str, **overrides: Any) -> dict[str, Any]:
+    """A profile's values of the tree and the A/B test's own fields, with ``overrides``: what
+    ``ABConfig.from_dict`` takes (``alkit.experiments.abtest.profile_config``)."""
     values = profile_parameters(profile) | overrides
-    return ABConfig.from_dict(
-        {k: v for k, v in values.items() if k in ABConfig.__dataclass_fields__}
-    )
+    names = set(FLAT) | set(asdict(ABSettings()))
+    return {k: v for k, v in values.items() if k in names}
 
 
 __all__ = [
     "OWN_DATA",
     "PROFILES",
     "RECIPE_PROFILES",
-    "STEP_DEFAULTS",
-    "profile_config",
+    "defaults",
+    "profile_values",
     "profile_parameters",
 ]
