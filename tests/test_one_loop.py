@@ -19,8 +19,7 @@ from alkit.data.lineage import append_batch, lineage
 from alkit.ensemble.retrain import retrain
 from alkit.ensemble.train import train_members
 from alkit.evaluate.predict import evaluate_model
-from alkit.experiments.abtest import run_ab_test
-from alkit.experiments.abtest import profile_config
+from alkit.experiments.abtest import profile_config, run_ab_test
 from alkit.experiments.replicated import COST_MATCHED
 from alkit.experiments.rounds import run_rounds
 from alkit.query.pool_query import query_pool

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from alkit import __version__
-from alkit.errors import ConfigError
 from alkit.config.profiles import profile_parameters
+from alkit.errors import ConfigError
 from alkit.workflow.recipes import (
     RUN_PREFIX,
     Step,

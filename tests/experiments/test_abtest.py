@@ -11,19 +11,21 @@ from alkit.experiments.abtest import ABConfig, ab_query, ab_setup, ab_splits, ab
 from alkit.query.score import read_scores
 from alkit.query.selection import load_selection
 
-TINY = ABConfig.from_dict(dict(
-    sessions={"initial": 2, "pool": 3, "test": 2},
-    initial_stride=4,
-    test_stride=5,
-    n_members=2,
-    model={"width": 4, "depth": 2, "stride": 4, "head_width": 8},
-    train={"max_epochs": 1, "max_steps": 6, "warmup_steps": 1},
-    budget=10,
-    retrain_steps=3,
-    batch_size=8,
-    manual_subsequence=5,
-    manual_filters={},
-))
+TINY = ABConfig.from_dict(
+    dict(
+        sessions={"initial": 2, "pool": 3, "test": 2},
+        initial_stride=4,
+        test_stride=5,
+        n_members=2,
+        model={"width": 4, "depth": 2, "stride": 4, "head_width": 8},
+        train={"max_epochs": 1, "max_steps": 6, "warmup_steps": 1},
+        budget=10,
+        retrain_steps=3,
+        batch_size=8,
+        manual_subsequence=5,
+        manual_filters={},
+    )
+)
 
 
 @pytest.mark.slow

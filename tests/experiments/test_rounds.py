@@ -7,8 +7,7 @@ import pytest
 
 from alkit.data.lineage import lineage
 from alkit.errors import ConfigError
-from alkit.experiments.abtest import ABConfig
-from alkit.experiments.abtest import profile_config
+from alkit.experiments.abtest import ABConfig, profile_config
 from alkit.experiments.rounds import CURVE_COLUMNS, run_rounds
 from alkit.query.selection import load_selection
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from alkit.cli import main
+from alkit.config.profiles import PROFILES, profile_parameters
 from alkit.data.versions import load_version
 from alkit.errors import ConfigError
-from alkit.experiments.abtest import ABConfig
-from alkit.config.profiles import PROFILES, profile_parameters
 from alkit.experiments.abtest import profile_config
 from alkit.workflow.pipeline import StepFailed, kernel_info, run_recipe
 from alkit.workflow.recipes import (
@@ -23,7 +22,6 @@ from alkit.workflow.recipes import (
     check_overrides,
     parse_assignments,
     parse_value,
-    recipe_steps,
     step_parameters,
 )
 from alkit.workflow.runfolder import (
