@@ -19,6 +19,7 @@ ORDER = (
     "evaluate",
     "experiments",
     "workflow",
+    "serve",
 )
 TOP_LEVEL = {"__init__.py", "__main__.py", "cli.py", "errors.py"}
 
