@@ -49,13 +49,14 @@ class Prediction:
     scores: dict[str, float]
     score: float
     stored: bool
+    by: str  # the class whose turn gives the frame its place (AL's picked_for)
 
     def to_labelstudio(self, image: TaskImage, classes: Sequence[str], version: str) -> dict:
         """Label Studio's prediction, with the raw acquisition score beside the task score
         (``acquisition``: Label Studio keeps only ``result``, ``score``, ``model_version``)."""
         prefix = str(image.frame_id) if image.frame_id is not None else "url"
         out = labelstudio_prediction(self.kept, classes, image.size, prefix, version, self.score)
-        top = max(self.scores, key=self.scores.get)
+        top = self.by
         out["acquisition"] = {
             "score": self.scores[top],
             "class": top,
@@ -135,7 +136,9 @@ class ServedModel:
         ):
             original = {k: in_original(dets[k], image.letterbox)}
             kept = frame_detections(original, k, image.size, self.min_score, self.classes)
-            out.append(Prediction(kept, scores, self.order.task_score(scores), stored))
+            position, by = self.order.position(scores)
+            share = position / float(self.order.n * len(self.classes_of_interest))
+            out.append(Prediction(kept, scores, share, stored, by))
         return out
 
 

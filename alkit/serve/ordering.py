@@ -44,18 +44,20 @@ class QueueOrder:
     def n(self) -> int:
         return len(self.scores[0])
 
-    def position(self, frame_scores: Mapping[str, float]) -> int:
-        """The queue position of a frame with ``frame_scores`` (class -> score)."""
+    def position(self, frame_scores: Mapping[str, float]) -> tuple[int, str]:
+        """The queue position of a frame with ``frame_scores`` (class -> score), and the
+        class whose turn gives it (AL's ``picked_for``)."""
         k = len(self.classes)
-        best = self.n * k
+        best, by = self.n * k, self.classes[0]
         for j, (c, column) in enumerate(zip(self.classes, self.scores, strict=True)):
             higher = int(np.searchsorted(-column, -float(frame_scores[c]), side="left"))
-            best = min(best, higher * k + j)
-        return best
+            if higher * k + j < best:
+                best, by = higher * k + j, c
+        return best, by
 
     def task_score(self, frame_scores: Mapping[str, float]) -> float:
         """``position / (N * K)``: lowest for the most informative frame."""
-        return self.position(frame_scores) / float(self.n * len(self.classes))
+        return self.position(frame_scores)[0] / float(self.n * len(self.classes))
 
 
 __all__ = ["QueueOrder"]
