@@ -8,13 +8,16 @@ peaks decoded: ``Ensemble.mean_output``, what the pre-annotations are) through c
 - ``overlooked``: per confident prediction that no label box overlaps (a missed object);
 - ``swap``: per label box, against confident predictions of another class (a class swap);
 - ``badloc``: per label box, its best overlap with predictions of its class (bad location);
-- and per frame cleanlab's ``get_label_quality_scores`` (its default thresholds).
+- per frame ``image_score``: the three kinds pooled per frame (cleanlab's
+  ``pool_box_scores_per_image``) and weighted as ``get_label_quality_scores`` weighs them, at
+  these thresholds; and ``label_quality``, ``get_label_quality_scores`` itself (its defaults).
 
 :func:`flag` marks box scores under ``QAConfig`` thresholds and frames by
-``issues_from_scores``. cleanlab's defaults (``high_probability_threshold=0.95``) suit
-softmax detectors; a small ensemble's heatmap peaks seldom reach 0.95, so
-``QAConfig.high_probability`` is 0.5. The predictions must come from members that did not
-train on the frame, else they repeat its labels: the table's ``held_out`` says so per frame.
+``issues_from_scores`` on ``image_score``. cleanlab's defaults
+(``high_probability_threshold=0.95``) suit softmax detectors; a small ensemble's heatmap
+peaks seldom reach 0.95, so ``QAConfig.high_probability`` is 0.5. The predictions must come
+from members that did not train on the frame, else they repeat its labels: the table's
+``held_out`` says so per frame.
 """
 
 from __future__ import annotations
@@ -161,11 +164,17 @@ def box_scores(
 ) -> pd.DataFrame:
     """One row per scored box (``COLUMNS``; ``flagged`` by :func:`flag`): overlooked rows
     are predictions (``box`` -1), swap and badloc rows label boxes (``box``: its index)."""
+    from cleanlab.internal.constants import (
+        CUSTOM_SCORE_WEIGHT_BADLOC,
+        CUSTOM_SCORE_WEIGHT_OVERLOOKED,
+        CUSTOM_SCORE_WEIGHT_SWAP,
+    )
     from cleanlab.object_detection.rank import (
         compute_badloc_box_scores,
         compute_overlooked_box_scores,
         compute_swap_box_scores,
         get_label_quality_scores,
+        pool_box_scores_per_image,
     )
 
     config = config or QAConfig()
@@ -186,11 +195,21 @@ def box_scores(
         badloc = compute_badloc_box_scores(
             labels=labels, predictions=predictions, low_probability_threshold=config.low_probability
         )
-        image = get_label_quality_scores(labels, predictions, verbose=False)  # (F,)
+        quality = get_label_quality_scores(labels, predictions, verbose=False)  # (F,)
+        image = (
+            CUSTOM_SCORE_WEIGHT_OVERLOOKED * pool_box_scores_per_image(overlooked)
+            + CUSTOM_SCORE_WEIGHT_SWAP * pool_box_scores_per_image(swap)
+            + CUSTOM_SCORE_WEIGHT_BADLOC * pool_box_scores_per_image(badloc)
+        )  # (F,)
     rows = []
     for i, f in enumerate(frames):
         out = held_out.get(f.frame_id, False) if held_out is not None else False
-        base = {"frame_id": f.frame_id, "image_score": float(image[i]), "held_out": bool(out)}
+        base = {
+            "frame_id": f.frame_id,
+            "image_score": float(image[i]),
+            "label_quality": float(quality[i]),
+            "held_out": bool(out),
+        }
         flat = [(k, p) for k, arr in enumerate(predictions[i]) for p in arr]  # over classes
         for (k, p), s in zip(flat, _by_class_order(predictions[i], overlooked[i]), strict=True):
             if np.isnan(s):
