@@ -15,11 +15,12 @@ lower bound), new frames (a round's labels, what the backend checks) ``True``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alkit.annotate.detections import in_original
@@ -178,4 +179,14 @@ def qa_labels(
     return table, record_path
 
 
-__all__ = ["qa_batch", "qa_labels", "read_labels", "write_table"]
+def frame_images(run_dir: str | Path) -> Callable[[int], np.ndarray]:
+    """``frame_id -> (H, W, 3)`` uint8 original image of the loop run's pool (what the QA
+    table's px refer to): a widget's ``image_fn``."""
+    run = open_loop_run(run_dir)
+    source = run.pool().source
+    if hasattr(source, "original"):
+        return source.original
+    return lambda fid: np.asarray(source.frame(int(fid)).image)
+
+
+__all__ = ["frame_images", "qa_batch", "qa_labels", "read_labels", "write_table"]

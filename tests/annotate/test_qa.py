@@ -16,8 +16,11 @@ CLASSES = ("car", "person")
 def dets(rows) -> Detections:
     """Detections from ``[(x, y, w, h, score, label)]``."""
     a = np.asarray(rows, np.float32).reshape(-1, 6)
-    return Detections(torch.from_numpy(a[:, :4]), torch.from_numpy(a[:, 4]),
-                      torch.from_numpy(a[:, 5].astype(np.int64)))  # fmt: skip
+    return Detections(
+        torch.from_numpy(a[:, :4]),
+        torch.from_numpy(a[:, 4]),
+        torch.from_numpy(a[:, 5].astype(np.int64)),
+    )
 
 
 CAR, PERSON, FAR = [10, 10, 40, 20], [80, 30, 10, 30], [150, 60, 20, 20]

@@ -19,8 +19,14 @@ def loop_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("serve") / "loop"
     with one_thread():
         with pytest.raises(StepFailed, match="LabelsPending"):
-            run_recipe("loop", run_dir, "tiny", {"labeller": "labelstudio"}, progress=False,
-                       log=lambda _: None)  # fmt: skip
+            run_recipe(
+                "loop",
+                run_dir,
+                "tiny",
+                {"labeller": "labelstudio"},
+                progress=False,
+                log=lambda _: None,
+            )
     return run_dir
 
 

@@ -38,17 +38,32 @@ def region(rid: str, label: str, box, size) -> dict:
     """A Label Studio ``rectanglelabels`` region of a px box ``[x, y, w, h]``."""
     h, w = size
     x, y, bw, bh = (float(v) for v in box)
-    return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
-            "original_width": w, "original_height": h, "image_rotation": 0,
-            "value": {"x": 100 * x / w, "y": 100 * y / h, "width": 100 * bw / w,
-                      "height": 100 * bh / h, "rotation": 0, "rectanglelabels": [label]}}  # fmt: skip
+    return {
+        "id": rid,
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": {
+            "x": 100 * x / w,
+            "y": 100 * y / h,
+            "width": 100 * bw / w,
+            "height": 100 * bh / h,
+            "rotation": 0,
+            "rectanglelabels": [label],
+        },
+    }
 
 
 def truth_regions(world, fid: int) -> list[dict]:
     frame = world.frame(fid)
     size = np.asarray(frame.image).shape[:2]
-    return [region(f"{fid}-{k}", world_classes()[c], b, size)
-            for k, (b, c) in enumerate(zip(frame.boxes, frame.labels, strict=True))]  # fmt: skip
+    return [
+        region(f"{fid}-{k}", world_classes()[c], b, size)
+        for k, (b, c) in enumerate(zip(frame.boxes, frame.labels, strict=True))
+    ]
 
 
 def world_classes():
@@ -59,12 +74,24 @@ def world_classes():
 
 def event(action: str, tid: int, fid: int, result: list[dict], ann: int, project=PROJECT):
     """The body Label Studio posts to ``/webhook`` for an annotation."""
-    task = {"id": tid, "data": {"image": f"/data/upload/{fid}.png", "frame_id": fid},
-            "project": project}  # fmt: skip
-    annotation = {"id": ann, "task": tid, "result": result, "was_cancelled": False,
-                  "lead_time": 12.5}  # fmt: skip
-    return {"action": action, "task": task, "annotation": annotation,
-            "project": {"id": project, "title": "alkit"}}  # fmt: skip
+    task = {
+        "id": tid,
+        "data": {"image": f"/data/upload/{fid}.png", "frame_id": fid},
+        "project": project,
+    }
+    annotation = {
+        "id": ann,
+        "task": tid,
+        "result": result,
+        "was_cancelled": False,
+        "lead_time": 12.5,
+    }
+    return {
+        "action": action,
+        "task": task,
+        "annotation": annotation,
+        "project": {"id": project, "title": "alkit"},
+    }
 
 
 @pytest.fixture
@@ -99,8 +126,10 @@ def test_predictions_are_the_mean_detections_in_percent_ordered_as_al(served, ru
     backend, client = served
     table = scored_frames(run_dir)
     ids = table.frame_id.tolist()
-    tasks = [{"id": 100 + i, "data": {"image": f"/x/{fid}.png", "frame_id": fid}}
-             for i, fid in enumerate(ids)]  # fmt: skip
+    tasks = [
+        {"id": 100 + i, "data": {"image": f"/x/{fid}.png", "frame_id": fid}}
+        for i, fid in enumerate(ids)
+    ]
     answer = client.post("/predict", json={"tasks": tasks, "project": f"{PROJECT}.1"})
     assert answer.status_code == 200
     results = answer.json()["results"]
@@ -117,8 +146,11 @@ def test_predictions_are_the_mean_detections_in_percent_ordered_as_al(served, ru
         d = dets[fid]
         keep = d.scores.numpy() >= 0.3
         got = [(r["value"]["x"] * w / 100, r["value"]["y"] * h / 100) for r in result["result"]]
-        np.testing.assert_allclose(np.asarray(got).reshape(-1, 2),
-                                   np.clip(d.boxes.numpy()[keep][:, :2], 0, None), atol=1e-3)  # fmt: skip
+        np.testing.assert_allclose(
+            np.asarray(got).reshape(-1, 2),
+            np.clip(d.boxes.numpy()[keep][:, :2], 0, None),
+            atol=1e-3,
+        )
         assert [r["score"] for r in result["result"]] == pytest.approx(d.scores.numpy()[keep])
         assert result["acquisition"]["stored"] is True
 
@@ -143,8 +175,10 @@ def test_an_image_outside_the_pool_is_scored_on_the_fly(served, run_dir, tmp_pat
     world = backend.frames.source
     path = tmp_path / "same.png"
     Image.fromarray(np.asarray(world.frame(int(fid)).image)).save(path)
-    tasks = [{"id": 1, "data": {"frame_id": int(fid), "image": "x"}},
-             {"id": 2, "data": {"image": str(path)}}]  # fmt: skip
+    tasks = [
+        {"id": 1, "data": {"frame_id": int(fid), "image": "x"}},
+        {"id": 2, "data": {"image": str(path)}},
+    ]
     pool, url = client.post("/predict", json={"tasks": tasks}).json()["results"]
     assert pool["acquisition"]["stored"] and not url["acquisition"]["stored"]
     assert url["result"] == [dict(r, id=r["id"].replace(f"{fid}-", "url-")) for r in pool["result"]]
@@ -260,8 +294,10 @@ def test_labels_retrain_in_the_background_and_the_model_version_changes(served, 
     tasks = [{"id": 1, "data": {"frame_id": ids[0], "image": "x"}}]
     for k, fid in enumerate(ids[4:6]):
         start = time.perf_counter()
-        answer = client.post("/webhook", json=event("ANNOTATION_CREATED", 40 + k, fid,
-                                                    truth_regions(world, fid), 800 + k))  # fmt: skip
+        answer = client.post(
+            "/webhook",
+            json=event("ANNOTATION_CREATED", 40 + k, fid, truth_regions(world, fid), 800 + k),
+        )
         assert time.perf_counter() - start < 1.0
     assert answer.json()["training"] == "started"
     assert client.get("/health").json()["training"] is True
