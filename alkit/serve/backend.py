@@ -257,7 +257,9 @@ class Backend:
         action = body["action"]
         if action == "START_TRAINING":
             self._check_project(_project_id(body.get("project"), "project"))
-            return {"status": self.retrain(force=True)}
+            status = self.retrain(force=True)
+            log.warning(f"START_TRAINING: {status}")
+            return {"status": status}
         if action not in LABEL_ACTIONS:
             return {"status": "ignored", "action": action}
         project = _project_id(body.get("project"), "project")

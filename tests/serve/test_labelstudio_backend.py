@@ -128,7 +128,7 @@ def _round_trip(ls, backend_url, run_dir, server, log):
     held = predictions_of(ls, project)
     assert all(len(p) == 1 for p in held.values()), held
     assert {p[0]["model_version"] for p in held.values()} == {first_version}
-    for pred, in held.values():
+    for (pred,) in held.values():
         for region in pred["result"]:
             assert region["type"] == "rectanglelabels"
             assert region["value"]["rectanglelabels"][0] in CLASSES
@@ -184,11 +184,15 @@ def _round_trip(ls, backend_url, run_dir, server, log):
     queue = ls.request("GET", f"/api/projects/{project}/next")
     assert queue["id"] == min(open_tasks, key=open_tasks.get)  # the new model's order
     before = {t: s for t, s in scores.items() if t not in labelled}
-    print(
-        f"next task under {first_version}: {min(before, key=before.get)}, under {second}: "
-        f"{queue['id']}"
-    )
-    assert [scores[t] for t in sorted(before)] != [new_scores[t] for t in sorted(before)]
+    old_order = sorted(before, key=lambda t: (before[t], t))
+    new_order = sorted(open_tasks, key=lambda t: (open_tasks[t], t))
+    print(f"queue under {first_version}: {old_order}\nqueue under {second}: {new_order}")
+    assert old_order != new_order  # the queue re-ordered
+    # "Start Training" (POST /api/ml/<id>/train) reaches /webhook as START_TRAINING
+    ls.request("POST", f"/api/ml/{ml['id']}/train", {})
+    wait_for(lambda: "START_TRAINING" in log.read_text() or None, 30, "START_TRAINING", 0.5)
+    state = ls.request("GET", f"/api/ml/{ml['id']}")
+    assert state["state"] != "ER", state
     text = log.read_text()
     assert "Traceback" not in text
 
