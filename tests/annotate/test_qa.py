@@ -1,5 +1,5 @@
-"""Label QA (``alkit.annotate.qa``): known answers on built predictions, and on errors injected
-into world-labelled frames at known rates, against baselines (see ``tests/annotate/qa_injection``)."""
+"""Label QA (``alkit.annotate.qa``): known answers on predictions built for them (errors
+injected into world-labelled frames: ``test_qa_injected.py``)."""
 
 from __future__ import annotations
 
