@@ -277,6 +277,91 @@ def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
     )
 
 
+# -- the loop inside a labelling tool (issue 20): serve, qa ------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The Label Studio ML backend on a loop run folder (``alkit.serve``)."""
+    from alkit.errors import AlkitError
+    from alkit.serve.app import serve
+    from alkit.serve.backend import Backend
+    from alkit.serve.labelstudio_api import LabelStudioAPI
+    from alkit.workflow.recipes import parse_assignments
+
+    if bool(args.label_studio_url) != bool(args.label_studio_token):
+        print("alkit serve: give --label-studio-url and --label-studio-token together",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    client = None
+    if args.label_studio_url:
+        client = LabelStudioAPI(args.label_studio_url, args.label_studio_token)
+    try:
+        backend = Backend(args.run_dir, parse_assignments(args.param), client)
+    except AlkitError as err:
+        print(f"alkit serve: {err}", file=sys.stderr)
+        return 1
+    health = backend.health()
+    print(f"alkit serve: {health['model_version']} on http://{args.host}:{args.port} "
+          f"(run {Path(args.run_dir).resolve()}, version {health['version'][:12]}); connect it "
+          "in Label Studio: project Settings -> Model -> Connect Model", flush=True)  # fmt: skip
+    serve(backend, args.host, args.port)
+    return 0
+
+
+def _qa(args: argparse.Namespace) -> int:
+    """Label QA of a labels file against a loop run's ensemble (``alkit.serve.label_qa``)."""
+    import pandas as pd
+
+    from alkit.annotate.qa import flagged_boxes
+    from alkit.errors import AlkitError
+    from alkit.serve.label_qa import qa_labels
+
+    try:
+        table, record = qa_labels(args.run_dir, args.labels, args.out)
+    except AlkitError as err:
+        print(f"alkit qa: {err}", file=sys.stderr)
+        return 1
+    flagged = flagged_boxes(table)
+    held = table.drop_duplicates("frame_id").held_out
+    print(f"{table.frame_id.nunique()} frames ({int(held.sum())} the ensemble did not train on), "
+          f"{len(flagged)} flagged boxes:")  # fmt: skip
+    columns = ["frame_id", "kind", "category", "predicted_class", "score", "x", "y", "w", "h"]
+    with pd.option_context("display.width", 160, "display.max_rows", 40):
+        print(flagged[columns].round(3).to_string(index=False) if len(flagged) else "(none)")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "qa" / "qa.csv"
+    print(f"table: {out}\nlineage: {record}")
+    return 0
+
+
+def _add_serve_commands(sub: Any) -> None:
+    """``serve`` and ``qa``."""
+    srv = sub.add_parser(
+        "serve", help="Label Studio ML backend on a loop run folder: predictions ordered for "
+        "active learning, annotations appended, retraining in the background",
+    )  # fmt: skip
+    srv.add_argument("--run-dir", required=True, help="a run folder of `alkit run loop`")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=9090)
+    srv.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="retrain_every (10), min_score (0.3), project (Label Studio project "
+                     "id), qa (true), or a TRAIN / QUERY parameter of the run for retrainings, "
+                     "e.g. -p retrain_every=5")  # fmt: skip
+    srv.add_argument("--label-studio-url", default="",
+                     help="Label Studio's address (http://localhost:8080), to push retrained "
+                     "models' predictions and read its images")  # fmt: skip
+    srv.add_argument("--label-studio-token", default="", help="a Label Studio API token")
+    srv.set_defaults(func=_serve)
+    qa = sub.add_parser(
+        "qa", help="label QA: the boxes of a labels file the ensemble strongly disagrees with "
+        "(missed objects, class swaps, bad locations; cleanlab's scores)",
+    )  # fmt: skip
+    qa.add_argument("--run-dir", required=True, help="a run folder of `alkit run loop`")
+    qa.add_argument("--labels", required=True, help="a Label Studio JSON export or COCO file")
+    qa.add_argument("--out", default=None, help="the table (.csv, .parquet); default "
+                    "<run-dir>/qa/qa.csv")  # fmt: skip
+    qa.set_defaults(func=_qa)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -355,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                         "out/40_experiment)")  # fmt: skip
     curves.add_argument("--no-progress", action="store_true", help="no progress bars")
     curves.set_defaults(func=_curves)
+    _add_serve_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -123,6 +123,10 @@ def _server_env(data_dir: Path, document_root: Path, extra: dict | None = None) 
         LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED="true",
         LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=str(document_root),
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
+        # an ML backend (``alkit serve``) and its webhook on 127.0.0.1: Label Studio 1.23
+        # refuses loopback addresses unless both are off
+        LABEL_STUDIO_ML_BLOCK_LOCAL_IP="false",
+        LABEL_STUDIO_SSRF_PROTECTION_ENABLED="false",
         LOG_LEVEL="WARNING",
     )
     # Refuse an import whose predictions do not fit the labelling config (HTTP 400 naming the

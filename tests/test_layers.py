@@ -21,6 +21,7 @@ ORDER = (
     "loop",
     "experiments",
     "workflow",
+    "serve",
 )
 TOP_LEVEL = {"__init__.py", "__main__.py", "cli.py", "errors.py"}
 

@@ -10,6 +10,7 @@ from .ensemble_maps import EnsembleMaps
 from .heatmap_figure import heatmap_figure
 from .heatmap_viewer import HeatmapViewer
 from .learning_curve import LearningCurve, learning_curve_figure
+from .qa_viewer import QAViewer
 from .render import array_to_png, figure_to_png
 from .selection_explorer import MAX_THUMBNAILS, SelectionExplorer
 
@@ -19,6 +20,7 @@ __all__ = [
     "EnsembleMaps",
     "HeatmapViewer",
     "LearningCurve",
+    "QAViewer",
     "SelectionExplorer",
     "ab_bar_figure",
     "ab_table_html",

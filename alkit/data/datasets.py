@@ -96,9 +96,57 @@ class VirtualFrames(Dataset):
         return frame_item(frame.frame_id, frame.image, frame.boxes, frame.labels)
 
 
-def default_images_root(instances_url: str) -> str:
-    """``<folder of the annotations file>/../images``, the layout ``materialize`` writes."""
-    return storage.join(storage.parent(storage.parent(instances_url)), "images")
+def images_root_candidates(instances_url: str) -> list[str]:
+    """Where a COCO file's relative ``file_name`` s are looked for, in order: the file's own
+    folder, its ``images/`` (Label Studio's COCO export: ``result.json`` + ``images/``) and
+    ``<folder>/../images`` (COCO's layout, ``annotations/`` beside ``images/``; what
+    ``materialize`` writes)."""
+    folder = storage.parent(instances_url)
+    return [folder, storage.join(folder, "images"), storage.join(storage.parent(folder), "images")]
+
+
+def _relative_names(instances_url: str, file_names: Iterable[str] | None) -> list[str]:
+    if file_names is None:
+        try:
+            obj = storage.read_json(instances_url)
+        except FileNotFoundError:
+            raise DataError(f"COCO file not found: {instances_url}") from None
+        images = obj.get("images") if isinstance(obj, Mapping) else None
+        images = images if isinstance(images, list) else []
+        file_names = [i.get("file_name") for i in images if isinstance(i, Mapping)]
+    return [str(n) for n in file_names if isinstance(n, str) and n and not storage.is_absolute(n)]
+
+
+def find_images_root(
+    instances_url: str, file_names: Iterable[str] | None = None, images_root: str = ""
+) -> str:
+    """The folder a COCO file's relative ``file_name`` s (default: read from the file) are
+    under: ``images_root`` when given, else the first of ``images_root_candidates`` that
+    holds the first of them. ``DataError`` listing the places tried and naming
+    ``-p images_root`` when none does."""
+    names = _relative_names(instances_url, file_names)
+    candidates = [images_root] if images_root else images_root_candidates(instances_url)
+    if not names:
+        return candidates[0]
+    for root in candidates:
+        if storage.exists(storage.resolve(root, names[0])):
+            return root
+    tried = ", ".join(storage.resolve(root, names[0]) for root in candidates)
+    raise DataError(
+        f"{instances_url}: image file {names[0]!r} (field 'file_name' of its first image) "
+        f"not found; tried {tried}. Give the folder its file_names are relative to as "
+        "-p images_root=FOLDER"
+    )
+
+
+def default_images_root(instances_url: str, file_names: Iterable[str] | None = None) -> str:
+    """The first of ``images_root_candidates`` that holds the COCO file's first relative
+    ``file_name`` (``find_images_root``); where none does, ``<folder>/../images`` (so a
+    missing image is reported, with its path, when it is read)."""
+    try:
+        return find_images_root(instances_url, file_names)
+    except DataError:
+        return images_root_candidates(instances_url)[-1]
 
 
 class CocoFrames(Dataset):
@@ -106,8 +154,8 @@ class CocoFrames(Dataset):
 
     Args:
         instances_url: the COCO file (any fsspec URL).
-        images_root: folder that ``file_name`` s are relative to; defaults to
-            ``<folder of instances_url>/../images``.
+        images_root: folder that ``file_name`` s are relative to; defaults to the first
+            of ``images_root_candidates`` holding them (``default_images_root``).
         classes, ignore_categories, category_map: see :func:`alkit.data.coco.load_coco`.
         input_size: ``(H, W)`` every image is letterboxed into; ``None``: sizes as they are.
     """
@@ -123,8 +171,9 @@ class CocoFrames(Dataset):
     ) -> None:
         self.instances_url = instances_url
         self.input_size = None if input_size is None else check_input_size(input_size)
-        self.images_root = images_root or default_images_root(instances_url)
         self.index = load_coco(instances_url, classes, ignore_categories, category_map)
+        names = [r.file_name for r in self.index]
+        self.images_root = images_root or default_images_root(instances_url, names)
         self.frame_ids: list[int] = self.index.frame_ids
 
     def __len__(self) -> int:

@@ -230,9 +230,9 @@ class DatasetVersion:
         **coco_kwargs: Any,
     ) -> DatasetVersion:
         """A version from a COCO file (validated by ``load_coco``); ``image_uri`` is the image's
-        URL under ``images_root`` (default ``<annotations folder>/../images``)."""
+        URL under ``images_root`` (default: ``alkit.data.datasets.default_images_root``)."""
         index = load_coco(instances_url, classes, **coco_kwargs)
-        root = images_root or default_images_root(instances_url)
+        root = images_root or default_images_root(instances_url, [r.file_name for r in index])
         uris = [storage.resolve(root, r.file_name) for r in index]
         info = {"created": _now(), "source": instances_url, **(info or {})}
         return cls.from_frames(

@@ -8,7 +8,9 @@ has an oracle and a simulated curator (they read its ground truth).
 Own data::
 
     labelled=COCO_URL   a COCO instances file (any fsspec URL); its images under
-                        images_root (default: see ``alkit.data.datasets.default_images_root``)
+                        images_root (default: the first of the COCO file's folder, its
+                        images/ and ../images that holds them; see
+                        ``alkit.data.datasets.find_images_root``)
     classes=[...]       the classes to learn: a subset of the file's categories (after
                         category_map); empty: all of them, in category id order
     input_size=[H, W]   every image (labelled, pool, test) is letterboxed into it
@@ -27,7 +29,7 @@ from torch.utils.data import Dataset
 
 from alkit.data import storage
 from alkit.data.coco import normalize_name
-from alkit.data.datasets import CachedFrames, CocoFrames, default_images_root
+from alkit.data.datasets import CachedFrames, CocoFrames, find_images_root
 from alkit.data.letterbox import input_size as check_input_size
 from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
@@ -118,7 +120,7 @@ class RunData:
             )
         return cls(
             labelled=labelled,
-            images_root=images_root or default_images_root(labelled),
+            images_root=find_images_root(labelled, images_root=images_root),
             classes=tuple(chosen),
             category_map=category_map,
             input_size=check_input_size(input_size),

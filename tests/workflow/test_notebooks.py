@@ -42,7 +42,7 @@ def _outputs_of_types(path: Path) -> dict[str, set[str]]:
 
 def test_every_notebook_of_every_recipe_exists():
     expected = {s.notebook for steps in RECIPES.values() for s in steps}
-    assert expected | {"20_explore_selection"} == set(NAMES)
+    assert expected | {"20_explore_selection", "50_label_qa"} == set(NAMES)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=NAMES)

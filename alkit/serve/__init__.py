@@ -1,0 +1,1 @@
+"""The Label Studio ML backend: the loop driven by a labelling tool over HTTP."""
