@@ -64,14 +64,15 @@ class QAConfig:
     (``low_probability_threshold``); a box is flagged when its score is under
     ``flag_below[kind]`` (an overlooked score is at most ``1 - alpha = 0.1``: every defined one
     is flagged); a frame when its label quality score is under ``image_threshold``
-    (``issues_from_scores``); predictions under ``min_score`` are left out.
+    (``issues_from_scores``); predictions under ``prediction_floor`` are left out (not the
+    pre-annotations' ``min_score``: QA wants the ensemble's unsure detections too).
     """
 
     high_probability: float = 0.5
     low_probability: float = 0.3
     flag_below: Mapping[str, float] | None = None
     image_threshold: float = 0.5
-    min_score: float = 0.05
+    prediction_floor: float = 0.05
 
     def threshold(self, kind: str) -> float:
         return dict({"overlooked": 0.1, "swap": 0.5, "badloc": 0.5}, **(self.flag_below or {}))[
@@ -97,7 +98,7 @@ def cleanlab_inputs(
     frames: Sequence[LabelledBoxes],
     detections: Mapping[int, Detections],
     num_classes: int,
-    min_score: float = 0.05,
+    prediction_floor: float = 0.05,
 ) -> tuple[list[dict], list[list[np.ndarray]]]:
     """cleanlab's ``labels`` (``bboxes (L, 4)`` x1y1x2y2, ``labels (L,)``) and
     ``predictions`` (per frame, per class ``(M_k, 5)`` x1y1x2y2 + probability)."""
@@ -116,7 +117,7 @@ def cleanlab_inputs(
         boxes = _xyxy(as_numpy(d.boxes))  # (K, 4)
         scores = as_numpy(d.scores).astype(np.float64).reshape(-1)  # (K,)
         classes = as_numpy(d.labels).astype(np.int64).reshape(-1)  # (K,)
-        keep = scores >= min_score
+        keep = scores >= prediction_floor
         per_class = []
         for k in range(num_classes):
             sel = keep & (classes == k)
@@ -180,7 +181,7 @@ def box_scores(
     config = config or QAConfig()
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
-    labels, predictions = cleanlab_inputs(frames, detections, len(classes), config.min_score)
+    labels, predictions = cleanlab_inputs(frames, detections, len(classes), config.prediction_floor)
     with _quiet():
         overlooked = compute_overlooked_box_scores(
             labels=labels,
