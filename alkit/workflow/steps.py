@@ -28,9 +28,9 @@ from typing import Any
 import pandas as pd
 
 from alkit.annotate.batch_io import load_batch, save_batch
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.labellers import LABELLERS as REGISTERED
+from alkit.annotate.labellers import LabellerRequest, make_labeller
 from alkit.annotate.summary import batch_summary
-from alkit.annotate.tool import ToolLabeler
 from alkit.config.profiles import profile_parameters
 from alkit.config.tree import FLAT, RunConfig
 from alkit.data import storage
@@ -50,8 +50,9 @@ from alkit.query.selection import load_selection
 from alkit.sim.experiment import initial_frame_ids, make_world
 from alkit.workflow.run_data import RunData, check_classes_of_interest
 
-#: The labellers of ANNOTATE: the simulated oracle, or a labelling tool through files.
-LABELLERS = ("oracle", "labelstudio", "coco")
+#: The labellers of ANNOTATE (``alkit.annotate.labellers``): the simulated oracle, or a
+#: labelling tool through files.
+LABELLERS = tuple(REGISTERED)
 
 
 def say(line: str) -> None:
@@ -210,31 +211,22 @@ def labeller_for(
     labels: str = "", ensemble_path: str = "", selection: Any = None, image_root: str = "",
     min_score: float = 0.3,
 ) -> Labeler:  # fmt: skip
-    """``oracle``: the world's ground truth; ``labelstudio`` / ``coco``: export the frames of
-    ``selection`` from ``source`` to ``export_dir`` for the tool (with the ensemble's mean
-    detections as pre-annotations when ``ensemble_path`` is given, and each frame's
-    acquisition score) and import the finished labels from ``labels`` (default
-    ``<export_dir>/labelled.json``)."""
-    if name not in LABELLERS:
-        raise ConfigError(f"labeller must be one of {list(LABELLERS)}, got {name!r}")
-    if name == "oracle":
-        if data.own:
-            raise ConfigError(
-                "labeller 'oracle' reads the synthetic world's ground truth; own data is "
-                "labelled in a tool: labeller=labelstudio (or coco)"
-            )
-        return OracleLabeler(data.sim, cost)
+    """The labeller registered as ``name`` (``alkit.annotate.labellers``): ``oracle``, the
+    world's ground truth; ``labelstudio`` / ``coco``: export the frames of ``selection`` from
+    ``source`` to ``export_dir`` for the tool (with the ensemble's mean detections as
+    pre-annotations when ``ensemble_path`` is given, and each frame's acquisition score) and
+    import the finished labels from ``labels`` (default ``<export_dir>/labelled.json``)."""
     ids = list(selection.frame_ids) if selection is not None else []
-    detections = None
-    if ensemble_path and ids:
-        detections = predict_detections(load_ensemble(ensemble_path), VirtualFrames(source, ids))
-    scores = None
-    if selection is not None and selection.scores:
-        scores = dict(zip(ids, selection.scores, strict=True))
-    return ToolLabeler(source, str(export_dir), detections, labels_url=labels or None,
-                       cost=cost, selection=selection.hash if selection else None,
-                       min_score=min_score, image_root=image_root or None,
-                       classes=data.classes, scores=scores)  # fmt: skip
+
+    def detections():
+        return predict_detections(load_ensemble(ensemble_path), VirtualFrames(source, ids))
+
+    request = LabellerRequest(
+        source, cost, world=None if data.own else data.sim, export_dir=str(export_dir),
+        labels=labels, detections=detections if ensemble_path else None, selection=selection,
+        image_root=image_root, min_score=min_score, classes=tuple(data.classes),
+    )  # fmt: skip
+    return make_labeller(name, request)
 
 
 def annotate_step(
