@@ -1,6 +1,7 @@
 """LearningCurve: a metric against the number of labelled frames, one line per method.
 
-Input is tidy, one row per evaluation::
+Input is the learning-curve table (``alkit.experiments.tables.CURVE_COLUMNS``: the rounds'
+and the experiment's rounds' ``curves.csv``), of which it reads::
 
     method | round | labelled_frames | class | metric | value
 

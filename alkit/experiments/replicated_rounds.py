@@ -41,7 +41,7 @@ from alkit.experiments.replicated import (
 )
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import comparison_name
-from alkit.experiments.tables import METHOD_COLORS, REFERENCE
+from alkit.experiments.tables import CURVE_COLUMNS, METHOD_COLORS, REFERENCE
 from alkit.experiments.workers import run_world_seeds
 from alkit.loop import Arm, acquire, retrain_members
 from alkit.loop.frames import NoFrames
@@ -50,10 +50,6 @@ from alkit.query.methods import SCORED_METHODS, check_methods
 
 #: The arms of the learning curves; the last is the control the others are compared with.
 ROUND_ARMS = ("AL", "AL-div", "RANDOM-night")
-#: Columns of ``curves.csv``: an arm's mean AP@0.5 / wMAP@0.5 over the replicates after each
-#: round, and its gain over round 0 with the 95% interval of the session bootstrap.
-CURVE_COLUMNS = ("method", "round", "new_frames", "class", "metric", "value", "gain",
-                 "ci_low", "ci_high")  # fmt: skip
 
 
 def selection_name(block: int, r: int, arm: str) -> str:
@@ -70,12 +66,14 @@ def arm_at(arm: str, r: int) -> str:
 class WorldRounds:
     """One world seed's rounds: tidy ``results`` (``method`` = arm, ``round``, levels, class,
     metric, value), labelling ``costs`` per arm and round, ``matches`` keyed
-    ``("<arm>@<round>", world, block, fine-tuning seed)`` and the test frames' ``sessions``."""
+    ``("<arm>@<round>", world, block, fine-tuning seed)``, the test frames' ``sessions`` and
+    the size of the initial set."""
 
     results: pd.DataFrame
     costs: pd.DataFrame
     matches: dict
     sessions: dict[int, int]
+    initial_frames: int = 0
 
 
 def run_world_rounds(
@@ -136,7 +134,8 @@ def run_world_rounds(
                     seeds = [e.seed * 1000 + 10 * r + i for i in range(len(scorers))]
                     scorers = retrain_members(ctx, models.scorers(), version, new, seeds)
     return WorldRounds(pd.concat(results, ignore_index=True), pd.DataFrame(costs), matches,
-                       test_sessions(setup.world, models.test_ids))  # fmt: skip
+                       test_sessions(setup.world, models.test_ids),
+                       len(initial.frame_ids))  # fmt: skip
 
 
 def label_share(curves: pd.DataFrame, arm: str, control: str, metric: str = "AP50") -> pd.DataFrame:
@@ -229,8 +228,9 @@ def run_rounds_experiment(
     ).verdicts  # fmt: skip
     # the curves: mean over replicates (pycocotools' AP@0.5), gain and interval (bootstrap)
     wanted = (results.metric == "AP50") & results["class"].isin(classes)
-    mean = (results[wanted].groupby(["method", "round", "new_frames", "class", "metric"],
-                                    sort=False).value.mean().reset_index())  # fmt: skip
+    by = ["method", "round", "new_frames", "class", "metric"]
+    mean = results[wanted].groupby(by, sort=False)[["value", "n_gt"]].mean().reset_index()
+    initial = parts[0].initial_frames  # the same initial set size in every world
     gain = boot[boot.metric == "AP50"].set_index(["comparison", "class"])
     rows = []
     for row in mean.to_dict("records"):
@@ -238,8 +238,10 @@ def run_rounds_experiment(
         if row["round"] > 0:
             g = gain.loc[(comparison_name(arm_at(row["method"], row["round"]), REFERENCE),
                           row["class"])]  # fmt: skip
-        rows.append([*row.values(), g["diff"], g["ci_low"], g["ci_high"]])
-    curves = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+        rows.append({**row, "labelled_frames": initial + row["new_frames"],
+                     "test_set": config.test_set, "gain": g["diff"], "ci_low": g["ci_low"],
+                     "ci_high": g["ci_high"], "version": ""})  # fmt: skip
+    curves = pd.DataFrame(rows)[list(CURVE_COLUMNS)]
     share = pd.concat([label_share(curves, a, control) for a in arms[:-1]], ignore_index=True)
     verdicts = boot[boot.comparison.isin([comparison_name(a, b) for a, b in versus])]
     costs = pd.concat([p.costs for p in parts], ignore_index=True)

@@ -9,7 +9,8 @@ round-0 members, or from scratch) and its member 0 is evaluated. AL scores the f
 with its own retrained ensemble, so every round queries with the model of the previous one;
 the baselines only need member 0. The result is one tidy table::
 
-    method | round | labelled_frames | class | metric | value | test_set | n_gt
+    method | round | labelled_frames | new_frames | test_set | class | metric | value | n_gt |
+    gain | ci_low | ci_high | version  (``alkit.experiments.tables.CURVE_COLUMNS``)
 
 written to ``<out_dir>/curves.csv`` after every round. Not resumable within the function: the
 pipeline caches the whole step.
@@ -30,6 +31,7 @@ from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_set_ids
 from alkit.experiments.abtest import ABConfig, as_ab_config
+from alkit.experiments.tables import CURVE_COLUMNS
 from alkit.loop import Arm, FrameCache, Learner, RoundContext, acquire, evaluate, retrain_members
 from alkit.loop.round import new_frames
 from alkit.query.methods import SCORED_METHODS, check_methods
@@ -41,16 +43,17 @@ from alkit.sim.experiment import (
     world_pool,
 )
 
-CURVE_COLUMNS = (
-    "method",
-    "round",
-    "labelled_frames",
-    "class",
-    "metric",
-    "value",
-    "test_set",
-    "n_gt",
-)
+
+def curve_table(rows: pd.DataFrame, initial_frames: int) -> pd.DataFrame:
+    """Evaluation rows (``method, round, labelled_frames``, the test set's rows, ``version``)
+    as ``CURVE_COLUMNS``: the gain over the method's round 0 on the same test set, class and
+    metric; no interval (one world, nothing resampled)."""
+    key = ["method", "test_set", "class", "metric"]
+    zero = rows[rows["round"] == 0].set_index(key).value
+    out = rows.assign(new_frames=rows.labelled_frames - initial_frames)
+    out["gain"] = out.value.to_numpy() - zero.reindex(pd.MultiIndex.from_frame(out[key])).to_numpy()
+    out["ci_low"] = out["ci_high"] = float("nan")
+    return out[list(CURVE_COLUMNS)]
 
 
 def learning_curves(curves: pd.DataFrame, test_set: str) -> pd.DataFrame:
@@ -146,7 +149,7 @@ def run_rounds(
             table = evaluate(ctx, members[method][0], version).table
             labelled = len(initial_ids) + len(done)
             parts.append(table.assign(method=method, round=r, labelled_frames=labelled))
-        curves = pd.concat(parts, ignore_index=True)[[*CURVE_COLUMNS, "version"]]
+        curves = curve_table(pd.concat(parts, ignore_index=True), len(initial_ids))
         storage.atomic_write_text(str(out / "curves.csv"), curves.to_csv(index=False))
     return curves
 

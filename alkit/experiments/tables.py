@@ -31,6 +31,15 @@ METHOD_COLORS = {
     "COUNT": "#8c564b",
 }
 
+#: The one learning-curve table (``curves.csv`` of the rounds and of the experiment's rounds;
+#: what ``alkit_widgets.LearningCurve`` reads): per method and round, the labelled frames
+#: (initial + new), the test set, class and metric, its ``value`` (mean over the replicates
+#: where there are several) with ``n_gt``, the ``gain`` over round 0 and its 95% interval
+#: (NaN where nothing was resampled: one world, one split), and the ``version`` the learner
+#: trained on (empty where a row averages several).
+CURVE_COLUMNS = ("method", "round", "labelled_frames", "new_frames", "test_set", "class",
+                 "metric", "value", "n_gt", "gain", "ci_low", "ci_high", "version")  # fmt: skip
+
 
 def cv_splits(
     frame_ids: Sequence[int],

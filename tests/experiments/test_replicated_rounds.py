@@ -21,7 +21,7 @@ from alkit.query.selection import load_selection
 
 def _curves(values: dict[str, list[float]]) -> pd.DataFrame:
     rows = [
-        (m, r, 25 * r, "person", "AP50", v, 0.0, 0.0, 0.0)
+        (m, r, 1000 + 25 * r, 25 * r, "night_test", "person", "AP50", v, 9, 0.0, 0.0, 0.0, "")
         for m, vs in values.items()
         for r, v in enumerate(vs)
     ]

@@ -41,10 +41,10 @@ def test_two_rounds_grow_each_methods_own_labelled_set(tmp_path):
     assert tuple(curves.columns) == CURVE_COLUMNS
     assert set(curves.method) == {"AL", "RANDOM"} and set(curves["round"]) == {0, 1, 2}
     assert set(curves.test_set) == {"global"} and {"wMAP", "AP50"} <= set(curves.metric)
-    initial = len(range(0, 2 * 100, config.initial_stride))
+    initial = len(range(0, 2 * 100, config.run.world.initial_stride))
     frames = curves.groupby(["method", "round"]).labelled_frames.first()
     assert frames[("AL", 0)] == frames[("RANDOM", 0)] == initial
-    assert frames[("AL", 2)] == frames[("RANDOM", 2)] == initial + 2 * config.budget
+    assert frames[("AL", 2)] == frames[("RANDOM", 2)] == initial + 2 * config.run.query.budget
     # round 0 is the same REFERENCE model for every method
     zero = curves[curves["round"] == 0].pivot_table(
         index=["class", "metric"], columns="method", values="value", dropna=False
@@ -57,7 +57,8 @@ def test_two_rounds_grow_each_methods_own_labelled_set(tmp_path):
         second = load_selection(str(tmp_path / "selections" / f"{method}_02.json"))
         assert not set(first.frame_ids) & set(second.frame_ids)  # never picked twice
     al = load_selection(str(tmp_path / "selections" / "AL_02.json"))
-    assert len(al.ensemble) == config.n_members  # round 2 queried with retrained members
+    # round 2 queried with retrained members
+    assert len(al.ensemble) == config.run.ensemble.n_members
     chains = [lineage(str(tmp_path / "versions"), v) for v in _newest(tmp_path)]
     assert sorted(len(c) for c in chains) == [3, 3]  # initial -> round 1 -> round 2, per method
     assert {c[0]["params"]["method"] for c in chains} == {"AL", "RANDOM"}
