@@ -114,25 +114,29 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
         sprite, labelled = DRAWERS[int(plan.kind[k])](cam, plan, k, xs[k], zs[k], t, night)
         if sprite.empty:
             continue
-        rad = sprite.albedo * obj_light + sprite.emit  # (h, w, 3)
+        rad = sprite.albedo * obj_light  # (h, w, 3), float64 (obj_light is)
+        if sprite.emit is not None:
+            rad += sprite.emit
         sl = np.s_[sprite.iy0 : sprite.iy1, sprite.ix0 : sprite.ix1]
         win, painted = radiance[sl], sprite.part > -2  # (h, w, 3), (h, w)
         for p, (cls, tags) in labelled.items():
             pm = sprite.part == p
-            drawn = int(pm.sum())
+            drawn = int(np.count_nonzero(pm))
             if drawn == 0:
                 continue
             # how much the object changes the pixels it covers, in display units
-            before = np.sqrt(np.clip(lv["gain"] * win[pm], 0.0, 1.0))  # (n, 3)
-            after = np.sqrt(np.clip(lv["gain"] * rad[pm], 0.0, 1.0))  # (n, 3)
-            contrast = float(np.abs(after - before).mean())
+            before = np.sqrt(np.minimum(np.maximum(lv["gain"] * win[pm], 0.0), 1.0))  # (n, 3)
+            after = np.sqrt(np.minimum(np.maximum(lv["gain"] * rad[pm], 0.0), 1.0))  # (n, 3)
+            diff = np.abs(after - before)  # (n, 3)
+            contrast = float(np.add.reduce(diff, axis=None) / diff.size)  # its mean
             gid = len(parts)
             ids[sl][pm] = gid
             parts.append({"cls": cls, "tags": tags, "box": sprite.extents[p], "drawn": drawn,
                           "contrast": contrast, "track": int(k) * 8 + int(p)})  # fmt: skip
-        ids[sl][sprite.part == -1] = -1
-        win[painted] = rad[painted]
-        depth[sl][painted] = zs[k]
+        if sprite.unlabelled:
+            ids[sl][sprite.part == -1] = -1
+        np.copyto(win, rad, where=painted[..., None])
+        np.copyto(depth[sl], zs[k], where=painted)
         lights.extend(sprite.lights)
 
     if cond.weather == "fog":
