@@ -167,8 +167,16 @@ class Sprite:
         dx, dy = bx - ax, by - ay
         length2 = max(dx * dx + dy * dy, 1e-6)
         px, py = xx - ax, yy - ay  # (1, w'), (h', 1)
-        s = np.minimum(np.maximum((px * dx + py * dy) / length2, 0.0), 1.0)  # (h', w') in [0, 1]
-        m = (px - s * dx) ** 2 + (py - s * dy) ** 2 <= r * r
+        s = np.add(px * dx, py * dy)  # (h', w'), then the projection clamped to [0, 1]
+        np.divide(s, length2, out=s)
+        np.minimum(np.maximum(s, 0.0, out=s), 1.0, out=s)
+        ex = np.multiply(s, dx)  # (h', w') the pixel's offset from its nearest point, x ...
+        np.subtract(px, ex, out=ex)
+        np.square(ex, out=ex)
+        ey = np.multiply(s, dy, out=s)  # ... and y
+        np.subtract(py, ey, out=ey)
+        np.square(ey, out=ey)
+        m = np.add(ex, ey, out=ex) <= r * r
         self._paint(where, color, part, None, m)
 
     def triangle(self, ax, ay, bx, by, cx, cy, color, part=0) -> None:
