@@ -96,6 +96,32 @@ class VirtualFrames(Dataset):
         return frame_item(frame.frame_id, frame.image, frame.boxes, frame.labels)
 
 
+class PoolImages(Dataset):
+    """The images of ``source``'s frames, for scoring: items as above with no boxes.
+
+    A source with an ``image(frame_id)`` method (the world renders the pixels without working
+    out boxes; an image source skips its metadata row) is asked for that, else for
+    ``frame(frame_id).image``: the same pixels either way.
+    """
+
+    def __init__(self, source: FrameSource, frame_ids: Iterable[int]) -> None:
+        self.source = source
+        self.frame_ids: list[int] = [int(i) for i in frame_ids]
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        fid = self.frame_ids[index]
+        image = getattr(self.source, "image", None)
+        pixels = image(fid) if callable(image) else _source_frame(self.source, fid).image
+        return frame_item(fid, pixels, NO_BOXES, NO_LABELS)
+
+
+NO_BOXES = np.zeros((0, 4), np.float32)  # (0, 4)
+NO_LABELS = np.zeros(0, np.int64)  # (0,)
+
+
 def default_images_root(instances_url: str) -> str:
     """``<folder of the annotations file>/../images``, the layout ``materialize`` writes."""
     return storage.join(storage.parent(storage.parent(instances_url)), "images")

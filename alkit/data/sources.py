@@ -168,12 +168,15 @@ class ImageSource:
             )
         return image
 
+    def image(self, frame_id: int) -> np.ndarray:
+        """The frame's image letterboxed to ``input_size``: ``(H, W, 3)`` uint8."""
+        return self.letterbox(frame_id).image(self.original(frame_id))  # (H, W, 3)
+
     def frame(self, frame_id: int) -> Frame:
         """The frame, its image letterboxed to ``input_size``: ``(H, W, 3)`` uint8."""
-        image = self.letterbox(frame_id).image(self.original(frame_id))  # (H, W, 3)
         return Frame(
             int(frame_id),
-            image,
+            self.image(frame_id),
             np.zeros((0, 4), np.float32),
             np.zeros(0, np.int64),
             self.meta(frame_id),

@@ -160,5 +160,8 @@ class World:
         )
 
     def image(self, frame_id: int) -> np.ndarray:
-        """Only the pixels, ``(H, W, 3)`` uint8."""
-        return self.frame(frame_id).image
+        """Only the pixels, ``(H, W, 3)`` uint8: those of ``frame(frame_id)``, rendered
+        without working out its boxes (faster; what scoring a pool needs)."""
+        session, index, seg = self.locate(frame_id)
+        rng = np.random.default_rng((self.config.seed, session, index, 0x5EED))
+        return render(self.camera, self._scene(session, seg), index, rng, labels=False).image
