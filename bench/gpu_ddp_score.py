@@ -79,7 +79,7 @@ def main() -> None:
         "frames_scored": len(scored),
     }
     print(f"DDP scoring over {ranks} rank(s) ({dev.name}, {dev.precision}): {n} frames in "
-          f"{seconds:.1f} s -> {n / seconds:.1f} frames/s; every frame once: {complete}")  # fmt: skip
+          f"{seconds:.1f} s -> {n / seconds:.1f} frames/s; once each: {complete}")  # fmt: skip
     print_summary("gpu_ddp_score", figures, {"every_frame_scored_once": True}, complete)
 
 

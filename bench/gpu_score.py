@@ -60,8 +60,9 @@ def main() -> None:
     n_members = args.members or (2 if args.cpu_smoke else values["n_members"])
     n = 4 if args.cpu_smoke else args.frames
     batch = 2 if args.cpu_smoke else values["score_batch_size"]
-    workers = args.workers or ([0, 1] if args.cpu_smoke else
-                               sorted({values["score_workers"], max(1, (os.cpu_count() or 4) - 2)}))  # fmt: skip
+    many = max(1, (os.cpu_count() or 4) - 2)
+    default_workers = [0, 1] if args.cpu_smoke else sorted({values["score_workers"], many})
+    workers = args.workers or default_workers
     repeats = 2 if args.cpu_smoke else args.bare_repeats
     world = full_world(pool=max(2, math.ceil(n / 70) + 2), initial=1, test=1)
     ids = night_ids(world, n)
