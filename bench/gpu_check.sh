@@ -4,7 +4,7 @@
 #   2. the full profile's ensemble training  (bench/gpu_train.py: members/s, bf16)
 #   3. the full profile's pool scoring       (bench/gpu_score.py: frames/s, ours / bare)
 #   4. DDP scoring over every visible GPU    (bench/gpu_ddp_score.py)
-# Each bench's JSON line ({"bench", "figures", "targets", "met"}) is collected in
+# Each bench's JSON line ({"bench", "figures", "targets", "met"}, its last stdout line) goes to
 # $GPU_CHECK_OUT (default runs/gpu-check/results.jsonl), each log beside it; the last
 # stdout lines are those JSON lines. Exit status 0 when every step ran and met its target.
 #
@@ -37,8 +37,8 @@ step() {
     local log="$LOGS/$name.log" start=$SECONDS
     echo "== $name (limit ${limit} s): $*"
     if timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1; then status=0; else status=$?; fi
-    local last
-    last=$(tail -n 1 "$log")
+    local last  # the bench's JSON line (the last one: other DDP ranks may print after it)
+    last=$(grep '^{"bench"' "$log" | tail -n 1)
     if [ "$name" = gpu_tests ]; then
         last="{\"bench\": \"gpu_tests\", \"figures\": {\"summary\": \"$(grep -E '(passed|failed|skipped|error|no tests ran)' "$log" | tail -n 1 | tr -d '="')\"}, \"targets\": {\"exit_status\": 0}, \"met\": $([ $status = 0 ] && echo true || echo false)}"
     fi

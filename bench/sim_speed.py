@@ -46,7 +46,7 @@ def against_base(config, base: str, n: int) -> dict:
     from baseline import baseline_package, short
 
     old_world = baseline_package("alkit/sim", base).World(config)
-    new_world = World(config)
+    new_world = World(config, cache_mib=0)
     ids = list(new_world.segment_frame_ids("pool"))[:n]
     for fid in ids[:3]:  # warm-up: session scenes, imports
         old_world.frame(fid), new_world.frame(fid)
@@ -79,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(2)
     sessions = {} if args.profile == "quick" else {"initial": 1, "pool": 4, "test": 1}
     config = experiment_world(args.profile, seed=0, **sessions)
-    world = World(config)
+    world = World(config, cache_mib=0)  # every frame rendered
     h, w = world.config.image_height, world.config.image_width
     base = against_base(config, args.base, args.compare_frames) if args.base else {}
     if base:
