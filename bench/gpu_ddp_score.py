@@ -29,7 +29,9 @@ from gpu_common import device, full_values, full_world, print_summary, rank  # n
 from gpu_score import night_ids  # noqa: E402
 
 from alkit.detector.network import DetectorConfig, UNetDetector  # noqa: E402
-from alkit.query.score import read_scores, score_pool  # noqa: E402
+from alkit.query.score import read_scores, score_pool, shard_name  # noqa: E402
+
+WAIT_S = 600  # at most this long for every rank's shards
 
 
 def main() -> None:
@@ -58,12 +60,16 @@ def main() -> None:
     out = args.out or os.environ.get("ALKIT_DDP_BENCH_OUT") or tempfile.mkdtemp(prefix="ddp-")
     os.environ["ALKIT_DDP_BENCH_OUT"] = out
     start = time.perf_counter()
-    score_pool(members, world, ids, out, batch_size=batch, shard_size=2 * batch,
-               num_workers=workers, accelerator=dev.accelerator, devices=ranks,
-               strategy="ddp", precision=dev.precision, progress=False)  # fmt: skip
-    seconds = time.perf_counter() - start
+    run = score_pool(members, world, ids, out, batch_size=batch, shard_size=2 * batch,
+                     num_workers=workers, accelerator=dev.accelerator, devices=ranks,
+                     strategy="ddp", precision=dev.precision, progress=False)  # fmt: skip
     if rank() != 0:
         return
+    # the ranks do not meet at the end of predict: wait for the other ranks' shards
+    expected = {shard_name(i) for i in range(run.n_shards)}
+    while not expected <= set(os.listdir(out)) and time.perf_counter() - start < WAIT_S:
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
     scored = read_scores(out)  # raises if a frame was scored twice
     complete = sorted(scored.frame_id.tolist()) == sorted(ids)
     figures = {

@@ -8,7 +8,8 @@ the profile's ``score_workers`` and more). Beside it the bare ensemble forward: 
 prepared members on one pre-rendered batch already on the device, repeated, in bf16
 autocast: the most the device can do. ``ours_over_bare`` (best worker count) says whether
 rendering and the rest of the pipeline keep the device busy; ``render_frames_per_s_one_worker``
-how many workers it takes (``workers_needed``). Target: ours / bare >= 0.9.
+how many workers it takes (``workers_needed``). Target: ours / bare >= 0.9 (on the CPU smoke
+run only that every frame is scored).
 
 Run: ``.venv/bin/python bench/gpu_score.py [--frames 1024] [--workers 4 14]``;
 ``--cpu-smoke`` runs the same code on the CPU (2 small members, 4 frames, fp32). The last
@@ -127,8 +128,11 @@ def main() -> None:
           f"{bare_fps:.1f} frames/s; ours / bare = {ratio:.3f} with {best} workers; one "
           f"worker renders {render_fps:.1f} frames/s -> {figures['workers_needed']} workers "
           "to keep up")  # fmt: skip
-    print_summary("gpu_score", figures, {"ours_over_bare_min": TARGET},
-                  ratio >= TARGET and scored == n)  # fmt: skip
+    if args.cpu_smoke:  # tiny sizes on a CPU: the speed means nothing, completing does
+        print_summary("gpu_score", figures, {"frames_scored": n}, scored == n)
+    else:
+        print_summary("gpu_score", figures, {"ours_over_bare_min": TARGET},
+                      ratio >= TARGET and scored == n)  # fmt: skip
 
 
 if __name__ == "__main__":
