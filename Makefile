@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.alkit-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-fast demo lint format clean browser-deps
+.PHONY: install test test-fast demo lint format clean browser-deps gpu-check
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m alkit demo
+
+# On a CUDA machine (a CUDA build of torch in .venv): gpu tests, full-profile training,
+# scoring and DDP scoring benches, within 8 minutes (bench/gpu_check.sh; README).
+gpu-check: $(STAMP)
+	PY=$(PY) bench/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

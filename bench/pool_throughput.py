@@ -206,7 +206,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     n, bs = args.frames, args.batch_size
-    world = World(experiment_world("quick", seed=0))
+    world = World(experiment_world("quick", seed=0), cache_mib=0)  # every render counted
     world_ids = list(world.segment_frame_ids("pool"))[:n]
     members = []
     for seed in range(args.members):

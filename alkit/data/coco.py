@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from alkit.data import storage, video
 from alkit.data.classes import CLASSES
+from alkit.data.letterbox import Letterbox
 from alkit.errors import DataError
 
 #: Boxes may stick out of the image by this much (px) before they count as out of bounds.
@@ -413,32 +414,72 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def read_image(url: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+def read_image(
+    url: str,
+    expected_hw: tuple[int, int] | None = None,
+    at_least: tuple[int, int] | None = None,
+) -> np.ndarray:
     """The image at ``url`` as ``(H, W, 3)`` uint8 RGB (grayscale and RGBA are converted).
 
     ``url`` is an image file, or a video frame ``"<video url>#frame=<i>"``
     (:mod:`alkit.data.video`). A missing or undecodable file, or one whose ``(H, W)`` differs
-    from ``expected_hw``, is a ``DataError`` naming the file (and both shapes).
+    from ``expected_hw``, is a ``DataError`` naming the file (and both shapes). ``at_least``
+    ``(h, w)``: see :func:`decode_image` (the size checked is the file's own).
     """
-    array = video.read_frame(url) if video.split_frame_uri(url) else _read_image_file(url)
-    if expected_hw is not None and tuple(array.shape[:2]) != tuple(int(v) for v in expected_hw):
-        h, w = array.shape[:2]
+    array, hw = decode_image(url, at_least)
+    if expected_hw is not None and hw != tuple(int(v) for v in expected_hw):
         raise DataError(
-            f"image {url} is {h}x{w} (HxW) but its labels say {expected_hw[0]}x{expected_hw[1]}"
+            f"image {url} is {hw[0]}x{hw[1]} (HxW) but its labels say "
+            f"{expected_hw[0]}x{expected_hw[1]}"
         )
     return array
 
 
-def _read_image_file(url: str) -> np.ndarray:
+def decode_image(
+    url: str, at_least: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixels ``(h, w, 3)`` uint8 of the image (or video frame) at ``url``, and its own
+    size ``(H, W)``.
+
+    ``at_least`` ``(h, w)``: a JPEG file is decoded at the smallest of its DCT scales (1/1,
+    1/2, 1/4, 1/8: Pillow's ``draft``, several times faster than a full decode) that is still
+    at least this large, for an image that is resized down to it next (a letterbox:
+    ``read_letterboxed``); other images are decoded whole.
+    """
+    if video.split_frame_uri(url):
+        array = video.read_frame(url)
+        return array, (int(array.shape[0]), int(array.shape[1]))
+    return _read_image_file(url, at_least)
+
+
+def read_letterboxed(url: str, box: Letterbox, says: str = "its labels say") -> np.ndarray:
+    """The image at ``url`` letterboxed by ``box``: ``(box.in_height, box.in_width, 3)`` uint8.
+
+    The one way image files reach a model (training on a team's labelled images, scoring its
+    pool): a JPEG is decoded at a reduced scale (``decode_image``) and then resized as
+    ``Letterbox.image`` does, so training and scoring see the same pixels. The file must be
+    ``box.height x box.width`` (a ``DataError`` naming it and both sizes otherwise: "... but
+    <says> HxW").
+    """
+    array, hw = decode_image(url, None if box.identity else box.resized)
+    if hw != (box.height, box.width):
+        raise DataError(f"image {url} is {hw[0]}x{hw[1]} (HxW) but {says} {box.height}x{box.width}")
+    return box.fit(array)
+
+
+def _read_image_file(url: str, at_least: tuple[int, int] | None) -> tuple[np.ndarray, tuple]:
     try:
         data = storage.read_bytes(url)
     except FileNotFoundError:
         raise DataError(f"image file not found: {url}") from None
     try:
         with Image.open(io.BytesIO(data)) as img:
+            hw = (int(img.height), int(img.width))
+            if at_least is not None and img.format == "JPEG":
+                img.draft("RGB", (int(at_least[1]), int(at_least[0])))  # (w, h)
             img.load()
             rgb = img if img.mode == "RGB" else img.convert("RGB")
-            array = np.array(rgb, dtype=np.uint8)  # (H, W, 3)
+            array = np.array(rgb, dtype=np.uint8)  # (h, w, 3)
     except (
         UnidentifiedImageError,
         OSError,
@@ -447,4 +488,4 @@ def _read_image_file(url: str) -> np.ndarray:
         Image.DecompressionBombError,
     ) as err:
         raise DataError(f"cannot decode image {url}: {err}") from None
-    return array
+    return array, hw

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alkit.data import storage
 from alkit.data.classes import CLASSES
-from alkit.data.coco import load_coco, read_image
+from alkit.data.coco import load_coco, read_image, read_letterboxed
 from alkit.data.frames import Frame
 from alkit.data.letterbox import Letterbox
 from alkit.data.letterbox import input_size as check_input_size
@@ -55,6 +55,15 @@ def fit_item(frame_id: int, image: np.ndarray, boxes: np.ndarray, labels: np.nda
         return frame_item(frame_id, image, boxes, labels)
     box = Letterbox.of(image.shape[:2], size)
     return frame_item(frame_id, box.image(image), box.to_input(boxes), labels)
+
+
+def file_item(frame_id: int, url: str, hw, boxes: np.ndarray, labels: np.ndarray, size) -> dict:
+    """The item of the image file at ``url`` (``hw`` ``(H, W)``, checked), letterboxed into
+    ``size`` as scoring reads it (``read_letterboxed``; ``None``: as it is)."""
+    if size is None:
+        return frame_item(frame_id, read_image(url, hw), boxes, labels)
+    box = Letterbox.of(hw, size)
+    return frame_item(frame_id, read_letterboxed(url, box), box.to_input(boxes), labels)
 
 
 def collate_frames(batch: Sequence[dict]) -> dict:
@@ -94,6 +103,32 @@ class VirtualFrames(Dataset):
     def __getitem__(self, index: int) -> dict:
         frame = _source_frame(self.source, self.frame_ids[index])
         return frame_item(frame.frame_id, frame.image, frame.boxes, frame.labels)
+
+
+class PoolImages(Dataset):
+    """The images of ``source``'s frames, for scoring: items as above with no boxes.
+
+    A source with an ``image(frame_id)`` method (the world renders the pixels without working
+    out boxes; an image source skips its metadata row) is asked for that, else for
+    ``frame(frame_id).image``: the same pixels either way.
+    """
+
+    def __init__(self, source: FrameSource, frame_ids: Iterable[int]) -> None:
+        self.source = source
+        self.frame_ids: list[int] = [int(i) for i in frame_ids]
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        fid = self.frame_ids[index]
+        image = getattr(self.source, "image", None)
+        pixels = image(fid) if callable(image) else _source_frame(self.source, fid).image
+        return frame_item(fid, pixels, NO_BOXES, NO_LABELS)
+
+
+NO_BOXES = np.zeros((0, 4), np.float32)  # (0, 4)
+NO_LABELS = np.zeros(0, np.int64)  # (0,)
 
 
 def images_root_candidates(instances_url: str) -> list[str]:
@@ -185,8 +220,9 @@ class CocoFrames(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.index[index]
-        image = read_image(self.image_url(index), (record.height, record.width))
-        return fit_item(record.frame_id, image, record.boxes, record.labels, self.input_size)
+        hw = (record.height, record.width)
+        return file_item(record.frame_id, self.image_url(index), hw, record.boxes, record.labels,
+                         self.input_size)  # fmt: skip
 
 
 class VersionFrames(Dataset):
@@ -242,9 +278,11 @@ class VersionFrames(Dataset):
         return image
 
     def __getitem__(self, index: int) -> dict:
-        image = self._image(index)
         fid, boxes, labels = self.frame_ids[index], self.boxes[index], self.labels[index]
-        return fit_item(fid, image, boxes, labels, self.input_size)
+        uri = self.image_uris[index]
+        if not uri.startswith(SIM_PREFIX):
+            return file_item(fid, uri, self.sizes[index], boxes, labels, self.input_size)
+        return fit_item(fid, self._image(index), boxes, labels, self.input_size)
 
 
 class CachedFrames(Dataset):

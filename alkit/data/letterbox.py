@@ -78,9 +78,14 @@ class Letterbox:
                 f"letterbox: image is {image.shape[0]}x{image.shape[1]}, "
                 f"expected {self.height}x{self.width}"
             )
-        if self.identity:
-            return image
+        return self.fit(image)
+
+    def fit(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (the original, or a reduced-scale decode of it: any ``(h, w, 3)`` uint8)
+        resized to ``resized`` (bilinear, Pillow) and padded to ``(H, W, 3)``."""
         h, w = self.resized
+        if self.identity and tuple(image.shape[:2]) == (h, w):
+            return image
         pad_x, pad_y = self.offset
         small = np.asarray(
             Image.fromarray(np.ascontiguousarray(image)).resize((w, h), Image.Resampling.BILINEAR)

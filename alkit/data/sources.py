@@ -33,7 +33,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from alkit.data import storage, video
-from alkit.data.coco import read_image
+from alkit.data.coco import read_image, read_letterboxed
 from alkit.data.frames import Frame
 from alkit.data.letterbox import Letterbox
 from alkit.data.letterbox import input_size as check_input_size
@@ -168,12 +168,21 @@ class ImageSource:
             )
         return image
 
+    def image(self, frame_id: int) -> np.ndarray:
+        """The frame's image letterboxed to ``input_size``: ``(H, W, 3)`` uint8, read as
+        training reads image files (``alkit.data.coco.read_letterboxed``: a JPEG decoded at
+        a reduced scale)."""
+        says = f"{self.origin} says"
+        try:
+            return read_letterboxed(self.uri(frame_id), self.letterbox(frame_id), says)
+        except DataError as err:
+            raise DataError(f"frame {frame_id}: {err}") from None
+
     def frame(self, frame_id: int) -> Frame:
         """The frame, its image letterboxed to ``input_size``: ``(H, W, 3)`` uint8."""
-        image = self.letterbox(frame_id).image(self.original(frame_id))  # (H, W, 3)
         return Frame(
             int(frame_id),
-            image,
+            self.image(frame_id),
             np.zeros((0, 4), np.float32),
             np.zeros(0, np.int64),
             self.meta(frame_id),

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from alkit.data import storage
 from alkit.data.classes import CLASSES
-from alkit.data.datasets import VirtualFrames, collate_frames
+from alkit.data.datasets import PoolImages, collate_frames
 from alkit.detector.inference import prepare_for_inference
 from alkit.detector.quiet import quiet_lightning
 from alkit.errors import ConfigError, DataError
@@ -311,7 +311,7 @@ class PoolDataModule(L.LightningDataModule):
         # Batches never cross a shard boundary, so every frame is scored in the same batch
         # whatever the number of ranks or a resume: scores are bit-identical across runs.
         return DataLoader(
-            VirtualFrames(self.source, ids),
+            PoolImages(self.source, ids),
             batch_sampler=ShardBatches([len(shard) for shard in mine], self.batch_size),
             num_workers=self.num_workers,
             collate_fn=collate_frames,

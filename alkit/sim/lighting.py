@@ -90,11 +90,13 @@ def lamp_pool(x: np.ndarray, z: np.ndarray, lamps_xz: np.ndarray, strength: floa
 class RoadLayout:
     """Per-session road albedo without lane dashes, and where dashes may be painted.
 
-    ``albedo`` ``(H, W, 3)``; ``dash_lines`` ``(H, W)`` bool: pixels on a dashed line.
+    ``albedo`` ``(H, W, 3)``; ``dash_lines`` ``(H, W)`` bool: pixels on a dashed line;
+    ``dash_index`` ``(D,)`` int: their flat indices (row-major), where a frame paints dashes.
     """
 
     albedo: np.ndarray
     dash_lines: np.ndarray
+    dash_index: np.ndarray
 
 
 def road_layout(cam: Camera, cond: SessionConditions, grid, sky_row_albedo) -> RoadLayout:
@@ -121,4 +123,4 @@ def road_layout(cam: Camera, cond: SessionConditions, grid, sky_row_albedo) -> R
     dash = np.zeros_like(ground)
     for k in range(-cond.lanes, cond.lanes):
         dash |= ground & (np.abs(x - (k + 0.5) * lw) < line_w)
-    return RoadLayout(albedo=albedo, dash_lines=dash)
+    return RoadLayout(albedo=albedo, dash_lines=dash, dash_index=np.flatnonzero(dash))

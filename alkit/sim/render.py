@@ -75,8 +75,14 @@ def _object_light(xs: np.ndarray, zs: np.ndarray, kinds: np.ndarray, lamps, lv, 
     return light + np.where(kinds == ROAD_SIGN, 2.5 * headlight(xs, zs, 1.0), 0.0)
 
 
-def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -> RenderedFrame:
-    """Render frame ``t`` of a session. ``rng`` drives only the sensor noise and rain."""
+def render(
+    cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator, labels: bool = True
+) -> RenderedFrame:
+    """Render frame ``t`` of a session. ``rng`` drives only the sensor noise and rain.
+
+    ``labels=False`` renders the same pixels without working out the boxes (which parts are
+    visible and stand out): the frame has no boxes, for scoring, which needs only pixels.
+    """
     plan, cond = scene.plan, scene.plan.conditions
     lv = LIGHT_LEVELS[cond.time_of_day]
     night = cond.time_of_day != "day"
@@ -86,8 +92,9 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
     # road surface with lane dashes that roll towards the camera
     travelled = cond.ego_speed * t
     albedo = scene.layout.albedo.copy()  # (H, W, 3)
-    dash_on = np.mod(scene.z_road + travelled, 9.0) < 3.5  # (H, W)
-    albedo[scene.layout.dash_lines & dash_on] = 0.85
+    dashes = scene.layout.dash_index  # (D,) flat pixel indices of the dashed lines
+    dash_on = np.mod(scene.z_road.reshape(-1)[dashes] + travelled, 9.0) < 3.5  # (D,)
+    albedo.reshape(-1, 3)[dashes[dash_on]] = 0.85
 
     xs, zs = plan.positions(t)  # (K,), (K,)
     lamp_sel = (plan.kind == LAMP) & (zs > -8.0) & (zs < 70.0)
@@ -100,7 +107,7 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
         light[rows] += lamp_pool(scene.x[rows], scene.z[rows], lamps, lv["lamp"])
     radiance = albedo * light[..., None]  # (H, W, 3)
     depth = scene.z.copy()  # (H, W)
-    ids = np.full((H, W), -1, np.int32)  # (H, W) which labelled part owns each pixel
+    ids = np.full((H, W), -1, np.int32) if labels else None  # (H, W) which part owns a pixel
 
     half_fov = W / 2 / cam.focal
     visible = (zs > MIN_DEPTH_M) & (zs < MAX_DEPTH_M)
@@ -114,25 +121,29 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
         sprite, labelled = DRAWERS[int(plan.kind[k])](cam, plan, k, xs[k], zs[k], t, night)
         if sprite.empty:
             continue
-        rad = sprite.albedo * obj_light + sprite.emit  # (h, w, 3)
+        rad = sprite.albedo * obj_light  # (h, w, 3), float64 (obj_light is)
+        if sprite.emit is not None:
+            rad += sprite.emit
         sl = np.s_[sprite.iy0 : sprite.iy1, sprite.ix0 : sprite.ix1]
         win, painted = radiance[sl], sprite.part > -2  # (h, w, 3), (h, w)
-        for p, (cls, tags) in labelled.items():
+        for p, (cls, tags) in labelled.items() if labels else ():
             pm = sprite.part == p
-            drawn = int(pm.sum())
+            drawn = int(np.count_nonzero(pm))
             if drawn == 0:
                 continue
             # how much the object changes the pixels it covers, in display units
-            before = np.sqrt(np.clip(lv["gain"] * win[pm], 0.0, 1.0))  # (n, 3)
-            after = np.sqrt(np.clip(lv["gain"] * rad[pm], 0.0, 1.0))  # (n, 3)
-            contrast = float(np.abs(after - before).mean())
+            before = np.sqrt(np.minimum(np.maximum(lv["gain"] * win[pm], 0.0), 1.0))  # (n, 3)
+            after = np.sqrt(np.minimum(np.maximum(lv["gain"] * rad[pm], 0.0), 1.0))  # (n, 3)
+            diff = np.abs(after - before)  # (n, 3)
+            contrast = float(np.add.reduce(diff, axis=None) / diff.size)  # its mean
             gid = len(parts)
             ids[sl][pm] = gid
             parts.append({"cls": cls, "tags": tags, "box": sprite.extents[p], "drawn": drawn,
                           "contrast": contrast, "track": int(k) * 8 + int(p)})  # fmt: skip
-        ids[sl][sprite.part == -1] = -1
-        win[painted] = rad[painted]
-        depth[sl][painted] = zs[k]
+        if labels and sprite.unlabelled:
+            ids[sl][sprite.part == -1] = -1
+        np.copyto(win, rad, where=painted[..., None])
+        np.copyto(depth[sl], zs[k], where=painted)
         lights.extend(sprite.lights)
 
     if cond.weather == "fog":
@@ -160,7 +171,7 @@ def render(cam: Camera, scene: SessionScene, t: int, rng: np.random.Generator) -
     signal = signal + sigma * rng.standard_normal(signal.shape, dtype=np.float32)
     image = (np.sqrt(np.clip(signal, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)  # (H, W, 3)
 
-    counts = np.bincount(ids.ravel() + 1, minlength=len(parts) + 1)[1:]  # (P,)
+    counts = np.bincount(ids.ravel() + 1, minlength=len(parts) + 1)[1:] if labels else []  # (P,)
     boxes, labels, tags_out, tracks = [], [], [], []
     min_side = 2.0 * H / 96.0
     for gid, part in enumerate(parts):

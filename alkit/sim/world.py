@@ -7,6 +7,7 @@ id) when asked for, bit-identical on every call and in every process.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections import OrderedDict
 
 import numpy as np
@@ -36,19 +37,26 @@ class World:
         >>> world.manifest(world.segment_frame_ids("pool")).time_of_day.value_counts()
     """
 
-    def __init__(self, config: WorldConfig, cache_sessions: int = 32):
+    def __init__(self, config: WorldConfig, cache_sessions: int = 32, cache_mib: float = 128):
+        """``cache_sessions``: session scenes kept; ``cache_mib``: rendered frames kept (least
+        recently used go first), so a frame the oracle labels, a learner trains on and a
+        test set holds is rendered once in a process; 0 keeps none."""
         self.config = config
         self.camera = Camera(config.image_height, config.image_width)
         self._starts = np.cumsum([0] + [s.n_sessions for s in config.segments]).tolist()
         self._cache_size = cache_sessions
         self._scenes: OrderedDict[int, SessionScene] = OrderedDict()
         self._grid = None
+        self._cache_bytes = int(cache_mib * 2**20)
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._frames_bytes = 0
 
     def __getstate__(self) -> dict:  # caches stay behind when sent to DataLoader workers
-        return {"config": self.config, "cache_sessions": self._cache_size}
+        return {"config": self.config, "cache_sessions": self._cache_size,
+                "cache_mib": self._cache_bytes / 2**20}  # fmt: skip
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"], state["cache_sessions"])
+        self.__init__(state["config"], state["cache_sessions"], state.get("cache_mib", 128))
 
     def __len__(self) -> int:
         return self.config.n_frames
@@ -144,7 +152,23 @@ class World:
         return scene
 
     def frame(self, frame_id: int) -> Frame:
-        """Render a frame: ``(H, W, 3)`` uint8 image, boxes ``(N, 4)`` xywh px, labels ``(N,)``."""
+        """Render a frame: ``(H, W, 3)`` uint8 image, boxes ``(N, 4)`` xywh px, labels ``(N,)``.
+
+        A frame rendered before is served from the cache (copies of its arrays: the caller
+        may change them)."""
+        cached = self._frames.get(int(frame_id))
+        if cached is not None:
+            self._frames.move_to_end(int(frame_id))
+            return _copy(cached)
+        frame = self._render(frame_id)
+        if self._cache_bytes > 0:
+            self._frames[frame.frame_id] = _copy(frame)
+            self._frames_bytes += frame.image.nbytes
+            while self._frames_bytes > self._cache_bytes and self._frames:
+                self._frames_bytes -= self._frames.popitem(last=False)[1].image.nbytes
+        return frame
+
+    def _render(self, frame_id: int) -> Frame:
         session, index, seg = self.locate(frame_id)
         scene = self._scene(session, seg)
         rng = np.random.default_rng((self.config.seed, session, index, 0x5EED))
@@ -160,5 +184,23 @@ class World:
         )
 
     def image(self, frame_id: int) -> np.ndarray:
-        """Only the pixels, ``(H, W, 3)`` uint8."""
-        return self.frame(frame_id).image
+        """Only the pixels, ``(H, W, 3)`` uint8: those of ``frame(frame_id)``, rendered
+        without working out its boxes (faster; what scoring a pool needs), or the cached
+        frame's."""
+        cached = self._frames.get(int(frame_id))
+        if cached is not None:
+            return cached.image.copy()
+        session, index, seg = self.locate(frame_id)
+        rng = np.random.default_rng((self.config.seed, session, index, 0x5EED))
+        return render(self.camera, self._scene(session, seg), index, rng, labels=False).image
+
+
+def _copy(frame: Frame) -> Frame:
+    """The frame with its own copies of its arrays (image, boxes, labels, tracks)."""
+    return dataclasses.replace(
+        frame,
+        image=frame.image.copy(),
+        boxes=frame.boxes.copy(),
+        labels=frame.labels.copy(),
+        tracks=None if frame.tracks is None else frame.tracks.copy(),
+    )

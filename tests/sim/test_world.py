@@ -182,3 +182,33 @@ def test_consecutive_frames_are_near_duplicates(world: World, fid: int):
     step = np.abs(a - b).mean()
     jump = np.abs(a - far).mean()
     assert step < 0.5 * jump
+
+
+def test_a_frame_is_rendered_once_and_served_from_the_cache(monkeypatch):
+    import alkit.sim.world as world_module
+
+    world = World(experiment_world("quick", seed=3, initial=1, pool=1, test=1), cache_mib=1)
+    expected = World(world.config, cache_mib=0).frame(150).image
+    calls = []
+    render = world_module.render
+    monkeypatch.setattr(world_module, "render",
+                        lambda *a, **k: calls.append(a[2]) or render(*a, **k))  # fmt: skip
+    first = world.frame(150)
+    first.image[:] = 0  # a caller's change reaches neither the cache nor the next caller
+    again = world.frame(150)
+    assert len(calls) == 1 and again.image.any()
+    assert np.array_equal(again.image, expected)
+    assert np.array_equal(world.image(150), again.image) and len(calls) == 1
+    # the cache holds at most cache_mib: 1 MiB is 22 frames of 96 x 160 x 3 bytes
+    for fid in range(100, 140):
+        world.frame(fid)
+    assert world._frames_bytes <= 2**20 and len(world._frames) == 2**20 // (96 * 160 * 3)
+    assert 150 not in world._frames  # least recently used first
+    revived = pickle.loads(pickle.dumps(world))
+    assert len(revived._frames) == 0 and revived._cache_bytes == 2**20
+
+
+def test_image_renders_the_frames_pixels_without_its_boxes():
+    world = World(experiment_world("quick", seed=3, initial=1, pool=2, test=1), cache_mib=0)
+    for fid in (101, 150, 199, 250):
+        assert np.array_equal(world.image(fid), world.frame(fid).image)
