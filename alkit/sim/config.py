@@ -116,6 +116,7 @@ PROFILE_SIZES: dict[str, tuple[int, int]] = {
     "quick": (96, 160),
     "full": (384, 640),
     "night": (96, 160),
+    "night_lean": (96, 160),
 }
 
 #: Sessions per segment per profile. The pool is about 100x the labelling budget.
@@ -123,6 +124,7 @@ PROFILE_SESSIONS: dict[str, dict[str, int]] = {
     "quick": {"initial": 40, "pool": 100, "test": 20},
     "full": {"initial": 600, "pool": 2000, "test": 200},
     "night": {"initial": 40, "pool": 100, "test": 20, "night_test": 40},
+    "night_lean": {"initial": 40, "pool": 300, "test": 20, "night_test": 40},
 }
 
 #: The initial (labelled) segment's mix of day, dusk and night drives per profile.
@@ -130,6 +132,7 @@ INITIAL_TIME_OF_DAY: dict[str, tuple[float, float, float]] = {
     "quick": (0.85, 0.10, 0.05),
     "full": (0.85, 0.10, 0.05),
     "night": (0.40, 0.10, 0.50),
+    "night_lean": (0.75, 0.10, 0.15),
 }
 
 SEGMENTS = ("initial", "pool", "test", "night_test")
@@ -149,6 +152,9 @@ def experiment_world(profile: str = "quick", seed: int = 0, **sessions: int) -> 
     initial set (the seed's 850k initial frames held few night frames, which is still
     thousands; 5% of 40 drives is 2 drives, 100 labelled frames) and adds 40 night test drives;
     everything else is ``quick``'s.
+    Profile ``night_lean`` (a data-limited night learner, ``alkit.experiments.leverage``):
+    ``night``'s frames and test drives, but 6 night drives of 40 in the initial set (300
+    labelled night frames of 2,000) and a pool of 300 drives (21,000 night frames).
     Override session counts with keyword arguments, e.g. ``experiment_world("quick", pool=20)``.
     """
     if profile not in PROFILE_SIZES:
