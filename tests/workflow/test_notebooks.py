@@ -142,7 +142,10 @@ def test_rounds_notebook_draws_learning_curves(tmp_path: Path):
     assert "image/png" in outputs["figure"]
     assert "application/vnd.jupyter.widget-view+json" in outputs["widget"]
     curves = (step.out_dir / "curves.csv").read_text().splitlines()
-    assert curves[0] == "method,round,labelled_frames,class,metric,value,test_set,n_gt"
+    assert curves[0] == (
+        "method,round,labelled_frames,new_frames,test_set,class,metric,value,"
+        "n_gt,gain,ci_low,ci_high,version"
+    )  # the one learning-curve schema
     assert {line.split(",")[0] for line in curves[1:]} == {"AL", "RANDOM", "MANUAL"}
 
 
@@ -156,8 +159,9 @@ def test_experiment_recipe_writes_verdicts_and_the_figure(tmp_path: Path):
     assert not any("error" in kinds for kinds in outputs.values())
     assert "image/png" in outputs["exp40-08"]  # the differences with their intervals
     verdicts = (step.out_dir / "verdicts.csv").read_text().splitlines()
-    assert verdicts[0] == "comparison,class,metric,diff,ci_low,ci_high,verdict"
-    assert {line.split(",")[0] for line in verdicts[1:]} == {"AL vs RANDOM-night", "AL vs MANUAL"}
+    assert verdicts[0].startswith("comparison,class,metric,diff,ci_low,ci_high,verdict,margin")
+    names = {line.split(",")[0] for line in verdicts[1:]}
+    assert names == {"AL vs RANDOM-night", "AL vs MANUAL", "RANDOM-night vs REFERENCE"}
     assert (step.out_dir / "test_sets.csv").exists()
     # the learning curves start from this experiment's models (recipe curves, notebook 41)
     overrides = {"experiment_dir": str(step.out_dir), "round_arms": ["AL", "RANDOM-night"]}
