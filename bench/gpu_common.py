@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from alkit.config.profiles import profile_parameters
+from alkit.detector.network import DetectorConfig, UNetDetector
 from alkit.sim import World, experiment_world
 
 #: Each bench script's last stdout line: {"bench", "figures", "targets", "met"}.
@@ -64,6 +65,16 @@ def full_values(cpu_smoke: bool = False) -> dict[str, Any]:
 def full_world(seed: int = 0, **sessions: int) -> World:
     """The full profile's 384 x 640 world (``sessions``: segment sizes, e.g. ``pool=20``)."""
     return World(experiment_world("full", seed=seed, **sessions))
+
+
+def seeded_members(model: dict[str, Any], n: int) -> list[UNetDetector]:
+    """``n`` untrained members of the ``model`` architecture, member i seeded with i (the
+    benches time the forward pass, not what the weights learned)."""
+    members = []
+    for seed in range(n):
+        torch.manual_seed(seed)
+        members.append(UNetDetector(DetectorConfig(**model)).eval())
+    return members
 
 
 def print_summary(bench: str, figures: dict, targets: dict, met: bool) -> dict:

@@ -22,13 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_common import device, full_values, full_world, print_summary, rank  # noqa: E402
+from gpu_common import device, full_values, full_world, print_summary, rank, seeded_members  # noqa: E402
 from gpu_score import night_ids  # noqa: E402
 
-from alkit.detector.network import DetectorConfig, UNetDetector  # noqa: E402
 from alkit.query.score import read_scores, score_pool, shard_name  # noqa: E402
 
 WAIT_S = 600  # at most this long for every rank's shards
@@ -50,10 +47,7 @@ def main() -> None:
     workers = 0 if args.cpu_smoke else max(1, ((os.cpu_count() or 4) - 2) // ranks)
     world = full_world(pool=max(2, math.ceil(n / 70) + 2), initial=1, test=1)
     ids = night_ids(world, n)
-    members = []
-    for seed in range(n_members):
-        torch.manual_seed(seed)
-        members.append(UNetDetector(DetectorConfig(**values["model"])).eval())
+    members = seeded_members(values["model"], n_members)
 
     # every rank runs this script: they must agree on the folder (a temporary one is made
     # once by rank 0 and handed down through the environment, which Lightning passes on)

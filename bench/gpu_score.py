@@ -29,10 +29,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_common import device, full_values, full_world, print_summary  # noqa: E402
+from gpu_common import device, full_values, full_world, print_summary, seeded_members  # noqa: E402
 
 from alkit.data.datasets import PoolImages, collate_frames  # noqa: E402
-from alkit.detector.network import DetectorConfig, UNetDetector  # noqa: E402
 from alkit.query.score import EnsembleProbabilities, read_scores, score_pool  # noqa: E402
 
 TARGET = 0.9
@@ -67,10 +66,7 @@ def main() -> None:
     repeats = 2 if args.cpu_smoke else args.bare_repeats
     world = full_world(pool=max(2, math.ceil(n / 70) + 2), initial=1, test=1)
     ids = night_ids(world, n)
-    members = []
-    for seed in range(n_members):
-        torch.manual_seed(seed)
-        members.append(UNetDetector(DetectorConfig(**values["model"])).eval())
+    members = seeded_members(values["model"], n_members)
 
     start = time.perf_counter()
     images = [PoolImages(world, ids)[i] for i in range(min(batch, n))]

@@ -105,20 +105,13 @@ class VirtualFrames(Dataset):
         return frame_item(frame.frame_id, frame.image, frame.boxes, frame.labels)
 
 
-class PoolImages(Dataset):
+class PoolImages(VirtualFrames):
     """The images of ``source``'s frames, for scoring: items as above with no boxes.
 
     A source with an ``image(frame_id)`` method (the world renders the pixels without working
     out boxes; an image source skips its metadata row) is asked for that, else for
     ``frame(frame_id).image``: the same pixels either way.
     """
-
-    def __init__(self, source: FrameSource, frame_ids: Iterable[int]) -> None:
-        self.source = source
-        self.frame_ids: list[int] = [int(i) for i in frame_ids]
-
-    def __len__(self) -> int:
-        return len(self.frame_ids)
 
     def __getitem__(self, index: int) -> dict:
         fid = self.frame_ids[index]

@@ -98,6 +98,17 @@ def lineage_info(
     }
 
 
+def labelling_info(batch: LabelledBatch) -> dict:
+    """What labelling a batch took, as a version's lineage records it."""
+    return {
+        "source": batch.source,
+        "frames": len(batch),
+        "boxes": batch.num_boxes,
+        "seconds": round(batch.total_seconds, 3),
+        "measured_frames": int(sum(f.measured for f in batch.frames)),
+    }
+
+
 def append_batch(
     root: str,
     parent_version: DatasetVersion | str,
@@ -142,13 +153,7 @@ def append_batch(
         if ensemble_hashes is None:
             ensemble_hashes = selection.ensemble
     info = lineage_info(selection, ensemble_hashes or (), params, parent.hash)
-    info["labelling"] = {
-        "source": batch.source,
-        "frames": len(batch),
-        "boxes": batch.num_boxes,
-        "seconds": round(batch.total_seconds, 3),
-        "measured_frames": int(sum(f.measured for f in batch.frames)),
-    }
+    info["labelling"] = labelling_info(batch)
     child = append(parent, batch.to_version(), info=info)  # all checks before any write
     parent.save(root)
     if child.hash == parent.hash:

@@ -17,7 +17,7 @@ import pandas as pd
 from alkit.annotate.parsers import parse_labelstudio
 from alkit.annotate.validate import labels_from_import
 from alkit.data.labels import CostModel, LabelledBatch
-from alkit.data.lineage import append_batch, lineage_info
+from alkit.data.lineage import append_batch, labelling_info, lineage_info
 from alkit.data.versions import DatasetVersion, load_version
 from alkit.errors import DataError
 from alkit.serve.frames import RequestError, ServedFrames
@@ -86,13 +86,7 @@ def add_labels(
     if not set(batch.frame_ids) & set(head.frame_ids):
         return append_batch(root, head, batch, params=params)
     info = lineage_info(None, (), params, head.hash)
-    info["labelling"] = {
-        "source": batch.source,
-        "frames": len(batch),
-        "boxes": batch.num_boxes,
-        "seconds": round(batch.total_seconds, 3),
-        "measured_frames": int(sum(f.measured for f in batch.frames)),
-    }
+    info["labelling"] = labelling_info(batch)
     info["replaced_frames"] = batch.frame_ids
     child = replaced(head, batch, info)
     if child.hash == head.hash:
