@@ -291,7 +291,8 @@ class Backend:
                 f"({batch.num_boxes} boxes) -> version {self.head.hash[:12]}"
             )
             if self.params["qa"]:
-                threading.Thread(target=self._qa, args=(batch, self.head.hash), daemon=True).start()
+                args = (batch, self.head.hash, task)
+                threading.Thread(target=self._qa, args=args, daemon=True).start()
         status = self.retrain() if appended else "unchanged"
         return {
             "status": "appended" if appended else "unchanged",
@@ -393,14 +394,16 @@ class Backend:
 
     # -- label QA -------------------------------------------------------------------------
 
-    def _qa(self, batch: Any, version: str) -> None:
+    def _qa(self, batch: Any, version: str, task: Mapping[str, Any] | None = None) -> None:
         """QA of a just-appended annotation against the served model (which has not trained
-        on it): ``<serve>/qa/qa-<version>.csv``."""
-        from alkit.serve.label_qa import qa_batch
+        on it): ``<serve>/qa/qa-<version>.csv``; with a Label Studio client, the flags go back
+        to the task (``meta.alkit_qa``, and ``data.alkit_qa`` / ``data.alkit_qa_flags`` as
+        data manager columns to filter the frames for review)."""
+        from alkit.serve.label_qa import flag_text, qa_batch, task_flags
 
         try:
             with self.qa_lock:
-                qa_batch(
+                table = qa_batch(
                     batch,
                     self.model.ensemble,
                     self.frames.source,
@@ -408,6 +411,14 @@ class Backend:
                     self.frames.own,
                     held_out=True,
                 )
+            if self.ls is None or not isinstance(task, Mapping) or task.get("id") is None:
+                return
+            flags = task_flags(table, version) | {"model_version": self.model.version}
+            data = dict(task.get("data") or {})
+            data |= {"alkit_qa": flag_text(flags), "alkit_qa_flags": sum(flags["flags"].values())}
+            meta = dict(task.get("meta") or {}) | {"alkit_qa": flags}
+            self.ls.mark_task(int(task["id"]), data, meta)
+            log.warning(f"task {task['id']}: label QA {data['alkit_qa']}")
         except Exception as err:  # noqa: BLE001 - QA must never stop the server
             log.error(f"label QA of version {version[:12]}: {err}")
 

@@ -62,6 +62,38 @@ def qa_batch(
     return table
 
 
+def task_flags(table: pd.DataFrame, version: str, max_boxes: int = 10) -> dict:
+    """A frame's QA table as a Label Studio task's ``meta.alkit_qa``: the flags per kind, the
+    frame's flag and its worst ``max_boxes`` flagged boxes (px of the original image)."""
+    flagged = table[table.flagged].sort_values(["score", "box"])
+    boxes = [
+        {
+            "kind": r.kind,
+            "category": r.category,
+            "box": [round(float(v), 1) for v in (r.x, r.y, r.w, r.h)],
+            "score": round(float(r.score), 4),
+        }
+        for r in flagged.head(max_boxes).itertuples()
+    ]
+    return {
+        "version": version,
+        "flags": {k: int((flagged.kind == k).sum()) for k in KINDS},
+        "frame_flagged": bool(table.image_flagged.any()),
+        "boxes": boxes,
+    }
+
+
+def flag_text(flags: Mapping[str, Any]) -> str:
+    """``task_flags`` in a line for a data manager column: ``"2 flags: overlooked person
+    0.04; swap bicycle 0.10"``, or ``"ok"``."""
+    n = sum(flags["flags"].values())
+    if not n and not flags["frame_flagged"]:
+        return "ok"
+    worst = "; ".join(f"{b['kind']} {b['category']} {b['score']:.2f}" for b in flags["boxes"][:3])
+    frame = " (frame flagged)" if flags["frame_flagged"] else ""
+    return f"{n} flag{'s' * (n != 1)}{frame}" + (f": {worst}" if worst else "")
+
+
 def write_table(table: pd.DataFrame, url: str) -> None:
     """A table as CSV or Parquet (by the name's ending), atomically."""
     if url.endswith(".parquet"):
@@ -189,4 +221,12 @@ def frame_images(run_dir: str | Path) -> Callable[[int], np.ndarray]:
     return lambda fid: np.asarray(source.frame(int(fid)).image)
 
 
-__all__ = ["frame_images", "qa_batch", "qa_labels", "read_labels", "write_table"]
+__all__ = [
+    "flag_text",
+    "frame_images",
+    "qa_batch",
+    "qa_labels",
+    "read_labels",
+    "task_flags",
+    "write_table",
+]

@@ -74,6 +74,12 @@ class LabelStudioAPI:
         body = {"task": task, **{k: prediction[k] for k in ("result", "score", "model_version")}}
         return self.request("POST", "/api/predictions/", body)
 
+    def mark_task(self, task: int, data: dict, meta: dict) -> dict:
+        """``PATCH /api/tasks/<id>``: the task's ``data`` (all of it: Label Studio replaces the
+        object) and ``meta``, e.g. label QA's flags (``data`` fields are data manager columns,
+        filterable; ``meta`` is kept as is)."""
+        return self.request("PATCH", f"/api/tasks/{task}/", {"data": data, "meta": meta})
+
     def set_model_version(self, project: int, model_version: str) -> dict:
         """Make ``model_version`` the project's current one (what uncertainty sampling reads)."""
         return self.request("PATCH", f"/api/projects/{project}/", {"model_version": model_version})

@@ -3,7 +3,8 @@
 ``python -m alkit serve`` runs as its own process on a tiny loop run; the test connects it to
 a project (``POST /api/ml``), imports the pool's scored frames as tasks, has Label Studio ask
 it for predictions, turns on "Uncertainty sampling", labels the first tasks of the queue
-through the API (the world's ground truth as the labeller's boxes), and waits for the
+through the API (the world's ground truth as the labeller's boxes), sees label QA's flags
+come back to those tasks, and waits for the
 backend to retrain and push a new ``model_version``: Label Studio's next task then follows
 the new model's scores.
 """
@@ -157,6 +158,20 @@ def _round_trip(ls, backend_url, run_dir, server, log):
         labelled.append(task["id"])
     root = str(run_dir / "serve" / "versions")
     wait_for(lambda: len(list_versions(root)) == 3, 30, "two appended versions")
+
+    # label QA's flags come back to each labelled task: data manager columns and meta
+    def marked():
+        got = [ls.request("GET", f"/api/tasks/{tid}/") for tid in labelled]
+        return got if all("alkit_qa" in t["data"] for t in got) else None
+
+    for task in wait_for(marked, 300, "label QA on the labelled tasks", step=2):
+        fid = frame_of[task["id"]]
+        assert task["data"]["frame_id"] == fid  # the task's own data kept
+        assert task["data"]["image"] == f"/data/local-files/?d=serve/{fid}.png"
+        qa = task["meta"]["alkit_qa"]
+        assert set(qa["flags"]) == {"overlooked", "swap", "badloc"}
+        assert task["data"]["alkit_qa_flags"] == sum(qa["flags"].values())
+        assert qa["model_version"] == first_version
 
     # the backend retrains in the background and pushes a new model_version
     def new_version():

@@ -319,3 +319,50 @@ def test_labels_retrain_in_the_background_and_the_model_version_changes(served, 
     assert (run_dir / "serve" / "qa").is_dir()
     restarted = Backend(run_dir, {"retrain_every": 2})
     assert restarted.health()["model_version"] == health["model_version"]  # a restart keeps it
+
+
+class RecordingLabelStudio:
+    """Stands in for ``LabelStudioAPI``: records the tasks the backend marks."""
+
+    def __init__(self):
+        self.marked: list[tuple[int, dict, dict]] = []
+
+    def read(self, path: str) -> bytes:
+        raise AssertionError(f"no image is fetched from Label Studio here: {path}")
+
+    def mark_task(self, task: int, data: dict, meta: dict) -> dict:
+        self.marked.append((task, data, meta))
+        return {"id": task}
+
+
+def test_label_qa_flags_go_back_to_the_task(run_dir):
+    ls = RecordingLabelStudio()
+    backend = Backend(run_dir, {"retrain_every": 100}, label_studio=ls)
+    client = TestClient(make_app(backend))
+    world = backend.frames.source
+    fid = int(scored_frames(run_dir).frame_id.iloc[2])
+    body = event("ANNOTATION_CREATED", 21, fid, truth_regions(world, fid)[1:], 601)
+    body["task"]["meta"] = {"team": "night"}
+    assert client.post("/webhook", json=body).json()["status"] == "appended"
+    for _ in range(300):  # QA runs in a thread of its own
+        if ls.marked:
+            break
+        time.sleep(0.1)
+    ((task, data, meta),) = ls.marked
+    table = pd.read_csv(next((run_dir / "serve" / "qa").glob("qa-*.csv")))
+    flagged = table[table.flagged]
+    assert task == 21
+    assert data["frame_id"] == fid and data["image"] == f"/data/upload/{fid}.png"  # kept
+    assert data["alkit_qa_flags"] == len(flagged)
+    assert meta["team"] == "night"  # kept
+    qa = meta["alkit_qa"]
+    assert qa["model_version"] == backend.model.version
+    assert qa["flags"] == {
+        k: int((flagged.kind == k).sum()) for k in ("overlooked", "swap", "badloc")
+    }
+    assert len(qa["boxes"]) == min(10, len(flagged))
+    if flagged.empty and not table.image_flagged.any():
+        assert data["alkit_qa"] == "ok"
+    else:
+        assert data["alkit_qa"].startswith(f"{len(flagged)} flag")
+    backend.close()
