@@ -13,6 +13,7 @@ from .learning_curve import LearningCurve, learning_curve_figure
 from .qa_viewer import QAViewer
 from .render import array_to_png, figure_to_png
 from .selection_explorer import MAX_THUMBNAILS, SelectionExplorer
+from .top_frames import top_frames_figure
 
 __all__ = [
     "MAX_THUMBNAILS",
@@ -29,4 +30,5 @@ __all__ = [
     "figure_to_png",
     "heatmap_figure",
     "learning_curve_figure",
+    "top_frames_figure",
 ]

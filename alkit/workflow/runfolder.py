@@ -156,10 +156,34 @@ def kernel_info(kernel_name: str) -> dict[str, Any]:
     }
 
 
-def _write_html(notebook: Path, html: Path) -> None:
-    from nbconvert import HTMLExporter
+#: Cells with this tag open the HTML report, right after the notebook's title cell, without
+#: their code (the executed notebook keeps its order).
+FIRST_SCREEN_TAG = "first-screen"
+_HIDE_INPUT = "alkit-report-hide-input"
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
+
+def first_screen(nb: Any) -> Any:
+    """``nb`` with its ``first-screen`` cells moved right after the first cell."""
+    tagged = [c for c in nb.cells if FIRST_SCREEN_TAG in c.get("metadata", {}).get("tags", [])]
+    for cell in tagged:
+        if cell.cell_type == "code":
+            cell.metadata.setdefault("tags", []).append(_HIDE_INPUT)
+    if tagged:
+        rest = [c for c in nb.cells if c not in tagged]
+        nb.cells = rest[:1] + tagged + rest[1:]
+    return nb
+
+
+def _write_html(notebook: Path, html: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {_HIDE_INPUT}
+    nb = first_screen(nbformat.read(str(notebook), as_version=4))
+    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
     storage.atomic_write_text(str(html), body)
 
 
