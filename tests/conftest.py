@@ -9,6 +9,31 @@ import torch
 
 from alkit.workflow.pipeline import RunResult, run_recipe
 
+#: Session fixtures that train: a test that uses one is ``slow`` (``make test-fast`` trains
+#: nothing).
+TRAINING_FIXTURES = frozenset({"ab_run", "tiny_experiment", "tiny_curves", "loop_run"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that uses a training fixture (before ``-m`` selects)."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_train_nothing(request, monkeypatch):
+    """A test not marked ``slow`` fails if it starts a Lightning fit (in this process)."""
+    if request.node.get_closest_marker("slow") is None:
+        import lightning.pytorch as pl
+
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"{request.node.nodeid} trains (Trainer.fit): mark it slow")
+
+        monkeypatch.setattr(pl.Trainer, "fit", refuse)
+    yield
+
 
 @contextlib.contextmanager
 def one_thread():

@@ -5,7 +5,9 @@ known to build, train, score, annotate, retrain and evaluate before a GPU ever r
 
 The profile's own values are used as they are, except what sets the amount of work: one
 drive per segment (two test drives: one day, one night), every 25th frame, one optimiser
-step per member and per retraining, one split, a budget of 2 frames.
+step per member and per retraining, batches of 2 (the profile's 32 would make each retraining
+step draw 32 frames of 384 x 640: minutes a step and 11 GB here), one
+split, a budget of 2 frames.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ SLICE = {
     "pool_stride": 25,  # 4 night pool frames scored
     "test_stride": 50,  # 4 global test frames, 4 night ones
     "train": {**FULL["train"], "max_steps": 1, "warmup_steps": 1},
+    "batch_size": 2,
     "budget": 2,
     "manual_subsequence": 2,
     "retrain_steps": 1,

@@ -22,7 +22,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import lightning as L
 import pandas as pd
@@ -257,15 +257,16 @@ class ShardWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch,
                            batch_idx, dataloader_idx=0):  # fmt: skip
         ids = prediction["frame_id"].numpy()
-        table = pd.DataFrame({"frame_id": ids})
+        columns: dict[str, Any] = {"frame_id": ids}
         for key, suffix in SCORE_KINDS:
             values = prediction[key].numpy()  # (B, C)
             for ci, c in enumerate(self.classes):
-                table[f"{c}{suffix}"] = values[:, ci]
+                columns[f"{c}{suffix}"] = values[:, ci]
         if "features" in prediction:
             features = prediction["features"].numpy()  # (B, F)
             for j in range(features.shape[1]):
-                table[feature_name(j)] = features[:, j]
+                columns[feature_name(j)] = features[:, j]
+        table = pd.DataFrame(columns)  # built at once (column by column fragments pandas)
         shards = pd.Series(ids).map(self.shard_of).to_numpy()
         for shard in sorted(set(shards.tolist())):
             part = table[shards == shard]

@@ -91,6 +91,7 @@ def test_losses_decrease_toward_targets() -> None:
     assert parts["total"] == pytest.approx(parts["heatmap"].item())
 
 
+@pytest.mark.slow
 def test_tiny_overfit_one_image() -> None:
     torch.manual_seed(0)
     image = torch.rand(1, 3, 32, 64) * 0.1

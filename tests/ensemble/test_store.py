@@ -101,6 +101,7 @@ def test_tampered_checkpoint_raises_integrity_error(trained: Path, tmp_path: Pat
         load_ensemble(folder / MANIFEST_NAME)
 
 
+@pytest.mark.slow
 def test_members_with_different_width_are_refused(
     trained: Path, data: DetectionDataModule, tmp_path: Path
 ) -> None:
@@ -135,6 +136,7 @@ def test_resume_skips_finished_members(trained: Path, tmp_path: Path, data) -> N
         train_ensemble(2, data, TINY, STEPS, folder, base_seed=0, **QUIET)
 
 
+@pytest.mark.slow
 def test_partial_ensemble_waits_for_its_members(tmp_path: Path, data) -> None:
     assert train_ensemble(2, data, TINY, STEPS, tmp_path, members=[1], **QUIET) is None
     assert not (tmp_path / MANIFEST_NAME).exists()

@@ -51,6 +51,7 @@ def quiet_trainer(**kwargs) -> L.Trainer:
     return L.Trainer(**(defaults | kwargs))
 
 
+@pytest.mark.slow
 def test_fast_dev_run_fit_and_predict(world: World, frame_ids: list[int]) -> None:
     data = DetectionDataModule((world, frame_ids), batch_size=4, val_fraction=0.5, seed=1)
     module = DetectorModule(TINY, lr=1e-3, hflip=True)
@@ -123,6 +124,7 @@ def test_hflip_moves_boxes_with_the_pixels() -> None:
     torch.testing.assert_close(fboxes[1], boxes[1])
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss(world: World, tmp_path: Path) -> None:
     L.seed_everything(0, verbose=False)
     data = DetectionDataModule((world, [5, 60, 110, 160]), batch_size=4, cache=True)
@@ -137,6 +139,7 @@ def test_training_reduces_the_loss(world: World, tmp_path: Path) -> None:
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
 
 
+@pytest.mark.slow
 def test_checkpoint_carries_its_hyperparameters(
     world: World, frame_ids: list[int], tmp_path: Path
 ) -> None:
@@ -171,6 +174,7 @@ def test_train_config_round_trip_and_validation() -> None:
         DetectorModule(TINY, classes=("car", "person"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
 def test_schedules_run(world: World, schedule: str) -> None:
     data = DetectionDataModule((world, [1, 2, 3, 4]), batch_size=2)

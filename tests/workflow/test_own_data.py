@@ -74,6 +74,7 @@ def _annotate(own, labels: str = "", out: str = "03"):
                          export_dir=str(root / "to_label"))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_round_trip_on_a_folder_pool(own):
     root, labelled, test, files, trained, queried = own
     assert json.loads(trained.data.read_text())["classes"] == list(CLASSES3)
@@ -198,6 +199,7 @@ def test_export_maps_a_known_box_back_to_the_photo(tmp_path):
     assert not (tmp_path / "export" / "images").exists()  # image files are not copied
 
 
+@pytest.mark.slow
 def test_round_trip_on_a_video_pool(tmp_path):
     labelled = coco_set(tmp_path / "labelled", ("person",))
     frames = photo_video(tmp_path / "pool" / "drive.mp4", n_frames=12, fps=12, size=(120, 160))
