@@ -67,7 +67,7 @@ def top_frames_figure(
         for ax in axes[row]:
             ax.set_axis_off()
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)
     return fig
 
 
