@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from alkit.data.classes import CLASSES
 from alkit.detector.network import Detections, DetectorConfig, UNetDetector
@@ -36,6 +39,13 @@ def gt_fn(fid: int):
 
 def detections_fn(fid: int) -> Detections:
     return Detections(torch.tensor([[4.0, 4.0, 9.0, 9.0]]), torch.tensor([0.8]), torch.tensor([2]))
+
+
+def image_area(png: bytes, scale: int) -> np.ndarray:
+    """The frame's part of a rendered PNG ``(H * scale, W * scale, 3)`` (the colour bar cut)."""
+    with Image.open(io.BytesIO(png)) as pil:
+        pixels = np.asarray(pil.convert("RGB"))
+    return pixels[: H * scale, : W * scale]
 
 
 def viewer(**kwargs) -> HeatmapViewer:
@@ -73,9 +83,13 @@ def test_class_frame_and_opacity_change_the_png_and_stay_linked_to_controls():
     assert v.frame_id == 11 and v.png != by_class
     v.frame_id = 7
     assert v.index == 1 and v.frame_slider.value == 1 and "frame 7" in v.caption.value
-    before = v.png
+    before = image_area(v.png, scale=4)
     v.opacity = 0.9
-    assert v.opacity_slider.value == 0.9 and v.png != before
+    assert v.opacity_slider.value == 0.9
+    grey = np.repeat(np.repeat(image_fn(7).mean(axis=2), 4, 0), 4, 1)[..., None]  # (H*4, W*4, 1)
+    # a more opaque map hides more of the frame beneath it
+    away = [np.abs(a.astype(float) - grey).mean() for a in (before, image_area(v.png, scale=4))]
+    assert away[1] > away[0] + 10
 
 
 def test_boxes_toggles_and_score_threshold():
@@ -110,9 +124,13 @@ def test_member_and_mean_sources_show_probability_maps():
 def test_grey_toggle_and_without_optional_providers():
     v = HeatmapViewer([5], image_fn, heatmap_fn)
     assert v.sources == ("MI",) and v.gt_checkbox.disabled and v.frame_slider.disabled
-    before = v.png
+    v.opacity = 0.0  # the frame alone
+    area = image_area(v.png, scale=4)
+    assert (area[..., 0] == area[..., 1]).all() and (area[..., 1] == area[..., 2]).all()  # grey
     v.grey = False
-    assert v.png != before
+    area = image_area(v.png, scale=4).astype(int)
+    want = np.repeat(np.repeat(image_fn(5), 4, 0), 4, 1)  # the frame's own colours
+    assert np.abs(area - want).mean() < 3
     with pytest.raises(ConfigError, match="show_gt needs a gt_fn"):
         v.show_gt = True
     with pytest.raises(ConfigError, match="pass member_probs_fn"):
