@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 
 from alkit.data.datasets import VirtualFrames, collate_frames
 from alkit.detector.network import DetectorConfig, UNetDetector
+from alkit.query.kcenter import FEATURE_PREFIX
 from alkit.query.score import EnsembleProbabilities, read_scores, score_pool
 from alkit.sim import World, experiment_world
 
@@ -164,7 +165,7 @@ def main() -> None:
     start = time.perf_counter()
     naive = naive_scores(members, world, ids, bs)
     naive_fps = frames_per_second(n, time.perf_counter() - start)
-    classes = [c for c in ours.columns if "__" not in c]
+    classes = [c for c in ours.columns if "__" not in c and not c.startswith(FEATURE_PREFIX)]
     agree = float(np.abs(ours[classes].to_numpy() - naive).max())
 
     figures = {
