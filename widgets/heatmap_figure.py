@@ -50,6 +50,12 @@ def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))  # (H, W)
 
 
+def luminance(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 luminance in [0, 255] of an ``(H, W, 3)`` uint8 image (show it with
+    ``cmap="gray", vmin=0, vmax=255``)."""
+    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def figure_size_px(image_shape: Sequence[int], scale: int) -> tuple[int, int]:
     """``(width, height)`` in px of ``heatmap_figure`` for an ``(H, W, ...)`` image."""
     return int(image_shape[1]) * scale + COLORBAR_PX, int(image_shape[0]) * scale
@@ -108,8 +114,8 @@ def heatmap_figure(
     ax = fig.add_axes((0.0, 0.0, w * scale / fig_w, 1.0))
     ax.set_axis_off()
     if grey:
-        luminance = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        ax.imshow(luminance, cmap="gray", vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+        ax.imshow(luminance(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+                  aspect="auto")  # fmt: skip
     else:
         ax.imshow(image, interpolation="nearest", aspect="auto")
     top = float(np.max(heat)) if vmax is None else float(vmax)

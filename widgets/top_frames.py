@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from alkit.errors import ConfigError
 
 from .ensemble_maps import EnsembleMaps
-from .heatmap_figure import Boxes, _draw_boxes, upsample
+from .heatmap_figure import Boxes, _draw_boxes, luminance, upsample
 
 
 def top_frames_figure(
@@ -49,7 +48,7 @@ def top_frames_figure(
     axes = fig.subplots(len(ids), cols, squeeze=False)
     for row, fid in enumerate(ids):
         image = maps.image(fid)  # (H, W, 3) uint8
-        grey = image.astype(np.float32).mean(axis=2)  # (H, W)
+        grey = luminance(image)  # (H, W)
         ax = axes[row][0]
         ax.imshow(image, interpolation="nearest")
         if maps.has_gt:
@@ -58,7 +57,7 @@ def top_frames_figure(
         ax.set_title(maps.caption(fid), fontsize=7)
         for col, (k, name) in enumerate(zip(channels, classes, strict=True), start=1):
             ax = axes[row][col]
-            ax.imshow(grey, cmap="gray", interpolation="nearest")
+            ax.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             heat = upsample(mi[fid][k], image.shape[0], image.shape[1])  # (H, W)
             shown = ax.imshow(heat, cmap=cmap, alpha=0.55, vmin=0.0, vmax=vmax[col - 1])
             ax.set_title(f"MI {name}: mean {mi[fid][k].mean():.4f} nats", fontsize=7)

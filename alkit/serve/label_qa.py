@@ -62,6 +62,12 @@ def qa_batch(
     return table
 
 
+def flag_counts(table: pd.DataFrame) -> dict[str, int]:
+    """The flagged boxes of a QA table per kind (``KINDS``)."""
+    flagged = table[table.flagged]
+    return {k: int((flagged.kind == k).sum()) for k in KINDS}
+
+
 def task_flags(table: pd.DataFrame, version: str, max_boxes: int = 10) -> dict:
     """A frame's QA table as a Label Studio task's ``meta.alkit_qa``: the flags per kind, the
     frame's flag and its worst ``max_boxes`` flagged boxes (px of the original image)."""
@@ -77,7 +83,7 @@ def task_flags(table: pd.DataFrame, version: str, max_boxes: int = 10) -> dict:
     ]
     return {
         "version": version,
-        "flags": {k: int((flagged.kind == k).sum()) for k in KINDS},
+        "flags": flag_counts(table),
         "frame_flagged": bool(table.image_flagged.any()),
         "boxes": boxes,
     }
@@ -186,7 +192,6 @@ def qa_labels(
     out = Path(out) if out is not None else run.run_dir / "qa" / "qa.csv"
     ensemble = load_ensemble(ensemble_path)
     table = qa_batch(batch, ensemble, frames.source, out, frames.own, held, config)
-    flagged = table[table.flagged]
     record = lineage_info(
         None,
         [m["sha256"] for m in ensemble.manifest["members"]],
@@ -202,7 +207,7 @@ def qa_labels(
         "frames": len(batch),
         "boxes": batch.num_boxes,
         "held_out_frames": int(sum(held.values())),
-        "flags": {k: int((flagged.kind == k).sum()) for k in KINDS},
+        "flags": flag_counts(table),
         "flagged_frames": int(table[table.image_flagged].frame_id.nunique()),
         "table": str(out),
     }
@@ -222,6 +227,7 @@ def frame_images(run_dir: str | Path) -> Callable[[int], np.ndarray]:
 
 
 __all__ = [
+    "flag_counts",
     "flag_text",
     "frame_images",
     "qa_batch",
