@@ -55,8 +55,8 @@ _API: dict[str, str] = {
     "query_pool": "alkit.query.pool_query",
     "load_selection": "alkit.query.selection",
     # ANNOTATE
-    "OracleLabeler": "alkit.annotate.oracle",
-    "ToolLabeler": "alkit.annotate.tool",
+    "OracleLabeller": "alkit.annotate.oracle",
+    "ToolLabeller": "alkit.annotate.tool",
     "batch_summary": "alkit.annotate.summary",
     # EVALUATE
     "evaluate_detections": "alkit.evaluate.metrics",

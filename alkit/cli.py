@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"alkit run: {err}", file=sys.stderr)
         return 1
     ran = sum(s.status == "ran" for s in result.steps)
-    print(f"{ran} step(s) ran, {len(result.steps) - ran} cached; run manifest: {result.manifest}")
+    print(f"{ran} step(s) ran, {len(result.steps) - ran} cached; run record: {result.record}")
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.data.lineage import append_batch, lineage
 from alkit.ensemble.retrain import retrain
 from alkit.ensemble.train import train_members
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_module")]
 STAGES = {
     "TRAIN": train_members,
     "QUERY": query_pool,
-    "ANNOTATE": OracleLabeler.label,
+    "ANNOTATE": OracleLabeller.label,
     "APPEND": append_batch,
     "EVALUATE": evaluate_model,
 }

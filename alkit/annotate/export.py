@@ -9,13 +9,13 @@ An export folder (any fsspec URL) holds::
     export.json                   alkit's record of the export (an ExportedBatch); written last
 
 Frames of a team's own pool (``alkit.data.sources``) are not copied: a task's ``data.image``
-is the original image's URL (prefixed by ``image_root`` when given), except video frames,
+is the original image's URL (prefixed by ``task_image_url`` when given), except video frames,
 which are extracted to ``images/`` at their full size. Every box (pre-annotations, COCO) is
 in the original image's pixels, and each task carries the frame's acquisition score as
 ``data.uncertainty`` and as its prediction's ``score`` (Label Studio sorts tasks by it).
 
 Label Studio: create a project with ``labeling_config.xml``, import ``tasks.json`` (its
-``data.image`` is ``<image_root>/<file>``: serve the images there, e.g. ``image_root=
+``data.image`` is ``<task_image_url>/<file>``: serve the images there, e.g. ``task_image_url=
 "/data/local-files/?d=alkit/round1/images"`` with local-files serving AND that folder connected
 to the project as Local Files source storage, which Label Studio requires before it serves a
 file; or an ``s3://`` export folder with cloud storage), label, export as "JSON" and pass that
@@ -56,7 +56,7 @@ def export_for_labelling(
     detections: Mapping[int, Detections] | None = None,
     selection: str | None = None,
     min_score: float = 0.3,
-    image_root: str | None = None,
+    task_image_url: str | None = None,
     classes: Sequence[str] = CLASSES,
     scores: Mapping[int, float] | None = None,
 ) -> ExportedBatch:
@@ -68,7 +68,7 @@ def export_for_labelling(
             scores ``[K]``, labels ``[K]``), written as pre-annotations; optional.
         selection: hash of the selection manifest, recorded for lineage.
         min_score: detections below this score are left out of the pre-annotations.
-        image_root: URL Label Studio loads the images from (default: ``<url>/images``).
+        task_image_url: URL Label Studio loads the images from (default: ``<url>/images``).
         scores: frame id -> acquisition score, written into the tasks.
 
     Every file is written atomically, ``export.json`` last (a previous one is removed first,
@@ -131,7 +131,7 @@ def export_for_labelling(
         selection,
     )
     storage.atomic_write_text(storage.join(url, "labeling_config.xml"), labeling_config(classes))
-    tasks = labelstudio_tasks(exported, detections, min_score, image_root, scores=scores)
+    tasks = labelstudio_tasks(exported, detections, min_score, task_image_url, scores=scores)
     storage.atomic_write_json(storage.join(url, "tasks.json"), tasks)
     coco = coco_for_labelling(exported, detections, min_score)
     storage.atomic_write_json(storage.join(url, "coco.json"), coco)

@@ -1,8 +1,8 @@
-"""The labellers of ANNOTATE behind one registry: name -> factory of a ``Labeler``.
+"""The labellers of ANNOTATE behind one registry: name -> factory of a ``Labeller``.
 
 ``make_labeller("oracle", request)`` reveals the world's ground truth;
 ``"labelstudio"`` / ``"coco"`` export the frames for a tool and import its labels
-(:class:`~alkit.annotate.tool.ToolLabeler`). A new labeller is one function registered with
+(:class:`~alkit.annotate.tool.ToolLabeller`). A new labeller is one function registered with
 :func:`register_labeller`; callers (the ANNOTATE step) never branch on the name.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from alkit.annotate.oracle import OracleLabeler
-from alkit.annotate.tool import ToolLabeler
+from alkit.annotate.oracle import OracleLabeller
+from alkit.annotate.tool import ToolLabeller
 from alkit.data.classes import CLASSES
-from alkit.data.labels import CostModel, Labeler
+from alkit.data.labels import CostModel, Labeller
 from alkit.detector.network import Detections
 from alkit.errors import ConfigError
 
@@ -33,7 +33,7 @@ class LabellerRequest:
         detections: called once when a tool's labeller needs pre-annotations: frame id ->
             the ensemble's mean detections; ``None``: no pre-annotations.
         selection: the selection record the frames came from (its hash, frame ids, scores).
-        image_root: URL prefix the tool loads images from; empty: their own URLs.
+        task_image_url: URL prefix the tool loads images from; empty: their own URLs.
         min_score: pre-annotations keep detections at least this sure.
         classes: the class names the labels index into.
     """
@@ -45,12 +45,12 @@ class LabellerRequest:
     labels: str = ""
     detections: Callable[[], Mapping[int, Detections]] | None = None
     selection: Any = None
-    image_root: str = ""
+    task_image_url: str = ""
     min_score: float = 0.3
     classes: tuple[str, ...] = CLASSES
 
 
-LabellerFactory = Callable[[LabellerRequest], Labeler]
+LabellerFactory = Callable[[LabellerRequest], Labeller]
 #: name -> factory; fill with :func:`register_labeller`
 LABELLERS: dict[str, LabellerFactory] = {}
 
@@ -66,7 +66,7 @@ def register_labeller(*names: str) -> Callable[[LabellerFactory], LabellerFactor
     return register
 
 
-def make_labeller(name: str, request: LabellerRequest) -> Labeler:
+def make_labeller(name: str, request: LabellerRequest) -> Labeller:
     """The labeller registered as ``name``, made from ``request``."""
     if name not in LABELLERS:
         raise ConfigError(f"labeller must be one of {sorted(LABELLERS)}, got {name!r}")
@@ -74,18 +74,18 @@ def make_labeller(name: str, request: LabellerRequest) -> Labeler:
 
 
 @register_labeller("oracle")
-def oracle_labeller(request: LabellerRequest) -> Labeler:
+def oracle_labeller(request: LabellerRequest) -> Labeller:
     """The world's ground truth (experiments only)."""
     if request.world is None:
         raise ConfigError(
             "labeller 'oracle' reads the synthetic world's ground truth; own data is "
             "labelled in a tool: labeller=labelstudio (or coco)"
         )
-    return OracleLabeler(request.world, request.cost, request.classes)
+    return OracleLabeller(request.world, request.cost, request.classes)
 
 
 @register_labeller("labelstudio", "coco")
-def tool_labeller(request: LabellerRequest) -> Labeler:
+def tool_labeller(request: LabellerRequest) -> Labeller:
     """Frames exported for Label Studio (tasks) and other tools (COCO), labels imported."""
     selection = request.selection
     ids = list(selection.frame_ids) if selection is not None else []
@@ -93,7 +93,7 @@ def tool_labeller(request: LabellerRequest) -> Labeler:
     scores = None
     if selection is not None and selection.scores:
         scores = dict(zip(ids, selection.scores, strict=True))
-    return ToolLabeler(
+    return ToolLabeller(
         request.source,
         str(request.export_dir),
         detections,
@@ -101,7 +101,7 @@ def tool_labeller(request: LabellerRequest) -> Labeler:
         cost=request.cost,
         selection=selection.hash if selection is not None else None,
         min_score=request.min_score,
-        image_root=request.image_root or None,
+        task_image_url=request.task_image_url or None,
         classes=request.classes,
         scores=scores,
     )

@@ -106,24 +106,24 @@ def labelstudio_prediction(
     return {"model_version": model_version, "score": float(score), "result": result}
 
 
-def task_image(exported: ExportedBatch, name: str, image_root: str | None) -> str:
-    """A task's ``data.image``: an exported file under ``image_root`` (default the export's
-    ``images/``), or an own image's URL, with ``image_root`` put before its path (without
-    the leading ``/``): ``image_root="/data/local-files/?d="`` serves ``/data/x/a.jpg`` from a
+def task_image(exported: ExportedBatch, name: str, task_image_url: str | None) -> str:
+    """A task's ``data.image``: an exported file under ``task_image_url`` (default the export's
+    ``images/``), or an own image's URL, with ``task_image_url`` put before its path (without
+    the leading ``/``): ``task_image_url="/data/local-files/?d="`` serves ``/data/x/a.jpg`` from a
     Label Studio whose local-files document root is ``/``."""
     if storage.is_absolute(name):
-        if not image_root:
+        if not task_image_url:
             return name
-        prefix = image_root if image_root.endswith(("=", "/")) else image_root + "/"
+        prefix = task_image_url if task_image_url.endswith(("=", "/")) else task_image_url + "/"
         return prefix + name.split("://")[-1].lstrip("/")
-    return storage.join(image_root or storage.join(exported.url, "images"), name)
+    return storage.join(task_image_url or storage.join(exported.url, "images"), name)
 
 
 def labelstudio_tasks(
     exported: ExportedBatch,
     detections: Mapping[int, Detections] | None = None,
     min_score: float = 0.3,
-    image_root: str | None = None,
+    task_image_url: str | None = None,
     model_version: str = MODEL_VERSION,
     scores: Mapping[int, float] | None = None,
 ) -> list[dict]:
@@ -136,7 +136,9 @@ def labelstudio_tasks(
     for fid, (h, w), name in zip(
         exported.frame_ids, exported.sizes, exported.file_names, strict=True
     ):
-        task: dict = {"data": {"image": task_image(exported, name, image_root), "frame_id": fid}}
+        task: dict = {
+            "data": {"image": task_image(exported, name, task_image_url), "frame_id": fid}
+        }
         given = scores is not None and fid in scores
         if given:
             task["data"]["uncertainty"] = float(scores[fid])

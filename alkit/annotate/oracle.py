@@ -16,7 +16,7 @@ from alkit.data.versions import sim_uri
 from alkit.errors import ConfigError, DataError
 
 
-class OracleLabeler:
+class OracleLabeller:
     """A simulated annotator: reveals the world's ground truth, charged by ``cost``.
 
     Args:
@@ -31,21 +31,21 @@ class OracleLabeler:
         self.world = world
         self.world_config = world_dict(world)
         if self.world_config is None:
-            raise ConfigError("OracleLabeler: the world has no config (world.config.to_dict())")
+            raise ConfigError("OracleLabeller: the world has no config (world.config.to_dict())")
         self.cost = cost or CostModel()
         self.classes = tuple(classes)
 
     def __repr__(self) -> str:
-        return f"OracleLabeler(cost={self.cost})"
+        return f"OracleLabeller(cost={self.cost})"
 
     def label(self, frame_ids: Sequence[int]) -> LabelledBatch:
         """Ground truth of ``frame_ids`` (in that order), each frame charged by the cost model."""
         labelled = []
-        for fid in check_frame_ids(frame_ids, "OracleLabeler.label"):
+        for fid in check_frame_ids(frame_ids, "OracleLabeller.label"):
             frame = self.world.frame(fid)
             if int(frame.frame_id) != fid:
                 raise DataError(
-                    f"OracleLabeler: asked the world for frame {fid}, got {frame.frame_id}"
+                    f"OracleLabeller: asked the world for frame {fid}, got {frame.frame_id}"
                 )
             labelled.append(
                 LabelledFrame(
@@ -64,4 +64,4 @@ class OracleLabeler:
         )
 
 
-__all__ = ["OracleLabeler"]
+__all__ = ["OracleLabeller"]

@@ -1,4 +1,4 @@
-"""Labelling by people in a tool, through files: :class:`ToolLabeler`.
+"""Labelling by people in a tool, through files: :class:`ToolLabeller`.
 
 The formats live in one module each: ``alkit.annotate.labelstudio`` (labelling config, tasks,
 regions), ``alkit.annotate.coco_export`` (COCO for other tools), ``alkit.annotate.export``
@@ -40,8 +40,8 @@ class LabelsPending(AlkitError):
     """The frames were exported, but the finished labels are not there yet."""
 
 
-class ToolLabeler:
-    """Labelling by people in a tool, through files; a :class:`~alkit.data.labels.Labeler`.
+class ToolLabeller:
+    """Labelling by people in a tool, through files; a :class:`~alkit.data.labels.Labeller`.
 
     ``label(frame_ids)`` exports the frames to ``url`` (once), then imports the finished
     labels from ``labels_url`` (default ``<url>/labelled.json``: the Label Studio export or a
@@ -57,7 +57,7 @@ class ToolLabeler:
         cost: CostModel | None = None,
         selection: str | None = None,
         min_score: float = 0.3,
-        image_root: str | None = None,
+        task_image_url: str | None = None,
         classes: Sequence[str] = CLASSES,
         scores: Mapping[int, float] | None = None,
     ) -> None:
@@ -65,11 +65,11 @@ class ToolLabeler:
         self.scores = scores
         self.labels_url = labels_url or storage.join(url, "labelled.json")
         self.cost, self.selection, self.min_score = cost, selection, min_score
-        self.image_root, self.classes = image_root, tuple(classes)
+        self.task_image_url, self.classes = task_image_url, tuple(classes)
 
     def label(self, frame_ids: Sequence[int]) -> LabelledBatch:
         """The imported labels of ``frame_ids``; exports them first if not yet done."""
-        ids = check_frame_ids(frame_ids, "ToolLabeler.label")
+        ids = check_frame_ids(frame_ids, "ToolLabeller.label")
         if storage.exists(storage.join(self.url, EXPORT_RECORD)):
             if list(load_export(self.url).frame_ids) != ids:
                 raise ConfigError(
@@ -83,7 +83,7 @@ class ToolLabeler:
                 self.detections,
                 self.selection,
                 self.min_score,
-                self.image_root,
+                self.task_image_url,
                 self.classes,
                 self.scores,
             )
@@ -102,7 +102,7 @@ __all__ = [
     "OWN_TABLE_COLUMNS",
     "TO_NAME",
     "LabelsPending",
-    "ToolLabeler",
+    "ToolLabeller",
     "coco_for_labelling",
     "export_for_labelling",
     "frame_detections",

@@ -12,7 +12,7 @@
                                     (SelectionSettings): budget, classes_of_interest,
                                     al_*, manual_*, metadata_filters, kcenter_*, seed
       labelling   LabellingConfig   labeller, seconds_per_frame, seconds_per_box, min_score,
-                                    export_dir, image_root
+                                    export_dir, task_image_url
       retraining  RetrainConfig     retrain, retrain_steps, retrain_lr, new_fraction,
                                     retrain_min_epochs
       evaluation  EvaluationConfig  test_stride
@@ -58,14 +58,14 @@ class WorldSettings:
 class LabellingConfig:
     """ANNOTATE: the ``labeller`` (``alkit.annotate``), its cost model, and for a labelling
     tool the pre-annotations' ``min_score``, where frames are exported (``export_dir``;
-    empty: the step's folder) and the URL prefix the tool loads them from (``image_root``)."""
+    empty: the step's folder) and the URL prefix the tool loads them from (``task_image_url``)."""
 
     labeller: str = "oracle"
     seconds_per_frame: float = 30.0
     seconds_per_box: float = 7.0
     min_score: float = 0.3
     export_dir: str = ""
-    image_root: str = ""
+    task_image_url: str = ""
 
     def cost(self) -> CostModel:
         return CostModel(self.seconds_per_frame, self.seconds_per_box)

@@ -1,10 +1,10 @@
 """Labelled frames: what a labeller returns and APPEND stores, and the labelling cost model.
 
-Every labeller follows one protocol, :class:`Labeler`: ``label(frame_ids) -> LabelledBatch``.
+Every labeller follows one protocol, :class:`Labeller`: ``label(frame_ids) -> LabelledBatch``.
 
-- ``alkit.annotate.oracle.OracleLabeler`` reveals the world's ground truth, charged by
+- ``alkit.annotate.oracle.OracleLabeller`` reveals the world's ground truth, charged by
   :class:`CostModel`.
-- ``alkit.annotate.tool.ToolLabeler`` exports the frames for a real labelling tool (Label Studio
+- ``alkit.annotate.tool.ToolLabeller`` exports the frames for a real labelling tool (Label Studio
   tasks, COCO) as an :class:`ExportedBatch` and imports the finished labels, which
   ``alkit.annotate.validate.labels_from_import`` validates against what was exported.
 
@@ -197,7 +197,7 @@ class LabelledBatch:
 
 
 @runtime_checkable
-class Labeler(Protocol):
+class Labeller(Protocol):
     """Anything that labels frames: ``label(frame_ids) -> LabelledBatch``."""
 
     def label(self, frame_ids: Sequence[int]) -> LabelledBatch:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from alkit.data.datasets import FrameSource
 from alkit.data.version_tables import show_ids
 from alkit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from alkit.data.versions import DatasetVersion
 
 
 def filter_metadata(table: pd.DataFrame, filters: Mapping[str, Sequence] | None) -> pd.DataFrame:
@@ -74,6 +78,15 @@ class Pool:
         if stride < 1:
             raise ConfigError(f"pool stride must be >= 1, got {stride}")
         return Pool(self.source, self.metadata.iloc[::stride])
+
+    def already_labelled(self, version: DatasetVersion) -> list[int]:
+        """Frame ids of this pool that ``version`` holds: the same frame id, or (where the
+        metadata has a ``uri`` column) the same image."""
+        meta = self.metadata
+        taken = meta.frame_id.isin(version.frame_ids)
+        if "uri" in meta.columns:
+            taken |= meta.uri.astype(str).isin(set(version.frames.image_uri.astype(str)))
+        return meta.frame_id[taken].astype(int).tolist()
 
     def without(self, frame_ids: Iterable[int]) -> Pool:
         """The frames not in ``frame_ids`` (e.g. those already labelled)."""

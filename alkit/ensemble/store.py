@@ -1,16 +1,16 @@
-"""Ensemble manifests and loading: N detector checkpoints that differ only in their seed.
+"""Ensemble records and loading: N detector checkpoints that differ only in their seed.
 
 ``alkit.ensemble.train.train_ensemble`` writes, in its ``out_dir``::
 
     member_00.ckpt  member_00.json   one Lightning checkpoint + record per member
     member_01.ckpt  member_01.json
     ...
-    ensemble.json                    the manifest: every member's record, in index order
+    ensemble.json                    the ensemble record: every member's record, in index order
 
-A member record holds the checkpoint's path (relative to the manifest's folder, or absolute),
+A member record holds the checkpoint's path (relative to the ensemble record's folder, or absolute),
 its sha256, the seed, the model config, the train config, the data fingerprint (dataset
 version hash, or world config hash + frame count + sha256 of the frame ids) and the classes.
-``load_ensemble`` checks every checkpoint's sha256 against the manifest and every member's
+``load_ensemble`` checks every checkpoint's sha256 against the ensemble record and every member's
 architecture against member 0, as read from the checkpoint itself (its saved
 hyperparameters), before any weights are used.
 """
@@ -32,7 +32,7 @@ from alkit.data.storage import file_sha256
 from alkit.detector.network import DetectorConfig, DetectorOutput, UNetDetector
 from alkit.errors import ConfigError, DataError, IntegrityError
 
-MANIFEST_NAME = "ensemble.json"
+ENSEMBLE_RECORD = "ensemble.json"
 FORMAT = 1
 #: Fields every member must agree on (beyond the architecture, checked field by field).
 SHARED_FIELDS = ("classes", "train_config", "data")
@@ -56,7 +56,7 @@ def member_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class MemberRecord:
-    """One trained member, as recorded in ``member_XX.json`` and in the manifest.
+    """One trained member, as recorded in ``member_XX.json`` and in the ensemble record.
 
     ``checkpoint`` is relative to the folder of the record (or absolute); ``metrics`` (final
     logged losses, training time) are informative only.
@@ -152,7 +152,7 @@ def check_compatible(records: Sequence[MemberRecord]) -> None:
                 )
 
 
-def write_manifest(out_dir: str | os.PathLike, records: Sequence[MemberRecord]) -> Path:
+def write_ensemble_record(out_dir: str | os.PathLike, records: Sequence[MemberRecord]) -> Path:
     """Write ``<out_dir>/ensemble.json`` (atomically) for ``records``; returns its path.
 
     Raises:
@@ -167,7 +167,7 @@ def write_manifest(out_dir: str | os.PathLike, records: Sequence[MemberRecord]) 
         raise ConfigError(f"duplicate member indices {indices}")
     check_compatible(records)
     first = records[0]
-    manifest = {
+    record_json = {
         "format": FORMAT,
         "n_members": len(records),
         "classes": list(first.classes),
@@ -176,8 +176,8 @@ def write_manifest(out_dir: str | os.PathLike, records: Sequence[MemberRecord]) 
         "data": first.data,
         "members": [r.to_dict() for r in records],
     }
-    path = Path(out_dir) / MANIFEST_NAME
-    storage.atomic_write_json(str(path), manifest)
+    path = Path(out_dir) / ENSEMBLE_RECORD
+    storage.atomic_write_json(str(path), record_json)
     return path
 
 
@@ -189,7 +189,7 @@ class Ensemble(nn.Module):
         config: their shared ``DetectorConfig``.
         classes: class names of the heatmap channels.
         seeds: each member's training seed.
-        manifest: the parsed ``ensemble.json``.
+        record_json: the parsed ``ensemble.json``.
     """
 
     def __init__(
@@ -197,7 +197,7 @@ class Ensemble(nn.Module):
         members: Sequence[UNetDetector],
         classes: Sequence[str],
         seeds: Sequence[int] = (),
-        manifest: dict[str, Any] | None = None,
+        record_json: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not members:
@@ -206,7 +206,7 @@ class Ensemble(nn.Module):
         self.config: DetectorConfig = members[0].config
         self.classes = tuple(classes)
         self.seeds = tuple(int(s) for s in seeds)
-        self.manifest = manifest or {}
+        self.record_json = record_json or {}
         self.eval()
 
     def __len__(self) -> int:
@@ -215,7 +215,7 @@ class Ensemble(nn.Module):
     @property
     def train_precision(self) -> str | None:
         """The precision the members trained in (their records' ``train_config``), if known."""
-        records = self.manifest.get("members") or [{}]
+        records = self.record_json.get("members") or [{}]
         return (records[0].get("train_config") or {}).get("precision")
 
     @torch.inference_mode()
@@ -247,17 +247,17 @@ class Ensemble(nn.Module):
 
 def _load_checkpoint(path: Path, map_location: Any) -> dict[str, Any]:
     try:
-        # The file's sha256 was checked against the manifest first; Lightning checkpoints
-        # pickle their hyperparameters, so weights_only=False (load only trusted manifests).
+        # The file's sha256 was checked against the ensemble record first; Lightning checkpoints
+        # pickle their hyperparameters, so weights_only=False (load only trusted records).
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise IntegrityError(f"{path}: not a readable checkpoint ({err})") from None
 
 
-def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -> Ensemble:
+def load_ensemble(record_path: str | os.PathLike, map_location: Any = "cpu") -> Ensemble:
     """Load the members listed in an ``ensemble.json``, verified.
 
-    Every checkpoint's sha256 must match the manifest; each member's architecture
+    Every checkpoint's sha256 must match the ensemble record; each member's architecture
     (``model_config``) and ``classes`` are read from the checkpoint's saved hyperparameters
     and must equal member 0's.
 
@@ -266,29 +266,29 @@ def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -
             (the message names the file).
         ConfigError: a member's architecture or classes differ (names the member and field).
     """
-    manifest_path = Path(manifest_path)
-    manifest = storage.read_json(str(manifest_path))
-    if not isinstance(manifest, dict) or not manifest.get("members"):
-        raise DataError(f"{manifest_path}: no 'members' list (not an ensemble manifest)")
+    record_path = Path(record_path)
+    record_json = storage.read_json(str(record_path))
+    if not isinstance(record_json, dict) or not record_json.get("members"):
+        raise DataError(f"{record_path}: no 'members' list (not an ensemble record)")
     records = [
-        MemberRecord.from_dict(entry, where=f"{manifest_path} member {i}")
-        for i, entry in enumerate(manifest["members"])
+        MemberRecord.from_dict(entry, where=f"{record_path} member {i}")
+        for i, entry in enumerate(record_json["members"])
     ]
     models, loaded = [], []
     for record in records:
-        path = manifest_path.parent / record.checkpoint  # absolute paths stay absolute
+        path = record_path.parent / record.checkpoint  # absolute paths stay absolute
         if not path.exists():
             raise IntegrityError(f"checkpoint {path} of ensemble member {record.index} is missing")
         digest = file_sha256(path)
         if digest != record.sha256:
             raise IntegrityError(
                 f"checkpoint {path} (member {record.index}) has sha256 {digest[:16]}..., the "
-                f"manifest records {record.sha256[:16]}...: the file was modified or corrupted; "
+                f"record_json records {record.sha256[:16]}...: the file was modified or corrupted; "
                 "restore it or retrain that member"
             )
         checkpoint = _load_checkpoint(path, map_location)
         hparams = checkpoint.get("hyper_parameters") or {}
-        # the checkpoint's own hyperparameters decide, whatever the manifest says
+        # the checkpoint's own hyperparameters decide, whatever the ensemble record says
         record = replace(
             record,
             model_config=dict(hparams.get("model_config") or record.model_config),
@@ -311,4 +311,4 @@ def load_ensemble(manifest_path: str | os.PathLike, map_location: Any = "cpu") -
         }
         model.load_state_dict(state)
         models.append(model)
-    return Ensemble(models, loaded[0].classes, [r.seed for r in loaded], manifest)
+    return Ensemble(models, loaded[0].classes, [r.seed for r in loaded], record_json)

@@ -42,14 +42,14 @@ from alkit.detector.network import DetectorConfig
 from alkit.detector.quiet import quiet_lightning
 from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import (
-    MANIFEST_NAME,
+    ENSEMBLE_RECORD,
     Ensemble,
     MemberRecord,
     file_sha256,
     load_ensemble,
     member_name,
     read_member_record,
-    write_manifest,
+    write_ensemble_record,
     write_member_record,
 )
 from alkit.errors import ConfigError
@@ -212,7 +212,7 @@ def train_ensemble(
     (``alkit.ensemble.store``).
 
     Returns:
-        The manifest's path, or ``None`` while members of the ensemble are still missing.
+        The ensemble record's path (``ensemble.json``), or ``None`` while members are missing.
     """
     if n_members < 1:
         raise ConfigError(f"n_members must be >= 1, got {n_members}")
@@ -246,9 +246,9 @@ def train_ensemble(
     records = [read_member_record(out, i) for i in range(n_members)]
     if any(r is None for r in records):
         return None
-    path = out / MANIFEST_NAME
+    path = out / ENSEMBLE_RECORD
     if rank_zero_only.rank == 0:
-        write_manifest(out, records)
+        write_ensemble_record(out, records)
     return path
 
 
@@ -271,10 +271,10 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class TrainedEnsemble:
-    """``manifest``: the ``ensemble.json``; ``ensemble``: its members, loaded and verified;
+    """``ensemble_json``: the ``ensemble.json``; ``ensemble``: its members, loaded and verified;
     ``frames``: the labelled frames they trained on, in memory (replayed when fine-tuning)."""
 
-    manifest: Path
+    ensemble_json: Path
     ensemble: Ensemble
     frames: Dataset
 
@@ -300,7 +300,7 @@ def train_members(
         labelled, config.batch_size, seed=config.seed, world=world, cache=True,
         input_size=input_size,
     )  # fmt: skip
-    manifest = train_ensemble(
+    path = train_ensemble(
         config.n_members,
         data,
         {"num_classes": len(classes), **dict(config.model)},
@@ -312,4 +312,4 @@ def train_members(
         log=log,
     )
     data.setup("fit")  # a resumed ensemble trained nothing, so build the data here
-    return TrainedEnsemble(Path(manifest), load_ensemble(manifest), data.dataset)
+    return TrainedEnsemble(Path(path), load_ensemble(path), data.dataset)

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import Subset
 
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.annotate.summary import batch_summary
 from alkit.config.profiles import profile_values
 from alkit.config.tree import FLAT, ABSettings, RunConfig
@@ -196,7 +196,7 @@ def ab_context(setup: ABSetup, test_sets: dict | None = None) -> RoundContext:
     retraining, the run folder and its versions store, the world's frames rendered once."""
     c = setup.config
     return RoundContext(
-        pool=setup.pool, labeller=OracleLabeler(setup.world), query=c.run.query,
+        pool=setup.pool, labeller=OracleLabeller(setup.world), query=c.run.query,
         scoring=c.run.scoring, retraining=c.run.retraining, test_sets=test_sets or {},
         out_dir=setup.run_dir, versions_root=str(setup.run_dir / "versions"),
         frames=setup.frames, visible=visible_objects(setup.world), progress=False,

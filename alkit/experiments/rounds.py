@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.data import storage
 from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
@@ -116,7 +116,7 @@ def run_rounds(
         for n in test_set_names
     }
     ctx = RoundContext(
-        pool=world_pool(world), labeller=OracleLabeler(world), query=c.run.query,
+        pool=world_pool(world), labeller=OracleLabeller(world), query=c.run.query,
         scoring=replace(c.run.scoring, precision=trained.ensemble.train_precision),
         retraining=c.run.retraining, test_sets=sets, out_dir=out,
         versions_root=str(out / "versions"), frames=frames, visible=visible_objects(world),

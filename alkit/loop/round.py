@@ -25,7 +25,7 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import Dataset
 
-from alkit.data.labels import Labeler, LabelledBatch
+from alkit.data.labels import LabelledBatch, Labeller
 from alkit.data.lineage import append_batch
 from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
@@ -52,7 +52,7 @@ class RoundContext:
     """
 
     pool: Pool
-    labeller: Labeler
+    labeller: Labeller
     query: QueryConfig
     scoring: ScoringConfig
     retraining: RetrainConfig | None

@@ -26,7 +26,7 @@ from alkit.data.pool import Pool
 from alkit.data.versions import DatasetVersion
 from alkit.errors import ConfigError
 from alkit.workflow.run_data import RunData
-from alkit.workflow.runfolder import MANIFEST, RUN, read_manifest
+from alkit.workflow.runfolder import RUN, RUN_RECORD, read_run_record
 
 TRAIN_STEPS = ("round2_01_train_ensemble", "01_train_ensemble")  # newest first
 QUERY_STEP = "02_query"
@@ -92,18 +92,18 @@ def _values(record: Mapping) -> tuple[str, dict]:
 def open_loop_run(run_dir: str | Path) -> LoopRun:
     """The run folder of a ``loop`` run (``ConfigError`` naming what is missing)."""
     run_dir = Path(run_dir).resolve()
-    manifest = read_manifest(run_dir)
-    if manifest is None:
+    record = read_run_record(run_dir)
+    if record is None:
         raise ConfigError(
-            f"{run_dir} holds no {MANIFEST}: make the run folder first with "
+            f"{run_dir} holds no {RUN_RECORD}: make the run folder first with "
             f"`python -m alkit run loop --run-dir {run_dir}`"
         )
-    if manifest.get("recipe") != "loop":
+    if record.get("recipe") != "loop":
         raise ConfigError(
-            f"{run_dir} holds a run of recipe {manifest.get('recipe')!r}; the backend needs a "
+            f"{run_dir} holds a run of recipe {record.get('recipe')!r}; the backend needs a "
             "run of recipe 'loop' (python -m alkit run loop)"
         )
-    steps = manifest.get("steps") or {}
+    steps = record.get("steps") or {}
     done = [s for s in TRAIN_STEPS if (steps.get(s) or {}).get("status") == "done"]
     if not done:
         raise ConfigError(

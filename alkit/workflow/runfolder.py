@@ -1,9 +1,9 @@
-"""A pipeline run folder: its layout, content hashes, cache keys and the ``run.json`` manifest.
+"""A pipeline run folder: its layout, content hashes, cache keys and the ``run.json`` record.
 
 ::
 
     runs/NAME/
-        run.json                     the run manifest (see ``alkit.workflow.pipeline``)
+        run.json                     the run record (see ``alkit.workflow.pipeline``)
         steps/NN_name.ipynb          executed notebook of each finished step
         steps/NN_name.html           its HTML report (nbconvert)
         steps/NN_name.failed.ipynb   a failed step's partially executed notebook
@@ -28,7 +28,7 @@ from alkit.data import storage
 from alkit.data.storage import file_sha256
 from alkit.errors import AlkitError, ConfigError
 
-MANIFEST = "run.json"
+RUN_RECORD = "run.json"
 RUN = "{run}"
 #: Parameters whose names end like this hold paths; existing ones are hashed by content.
 PATH_SUFFIXES = ("_path", "_dir", "_root")
@@ -92,16 +92,16 @@ def cache_key(notebook_sha256: str, params: Mapping[str, Any], inputs: Mapping[s
     return json_sha256({"notebook": notebook_sha256, "params": params, "inputs": inputs})
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+def read_run_record(run_dir: Path) -> dict[str, Any] | None:
     """The run's ``run.json``, or ``None`` for a new run folder."""
-    path = run_dir / MANIFEST
+    path = run_dir / RUN_RECORD
     return storage.read_json(str(path)) if path.exists() else None
 
 
-def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
+def write_run_record(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write ``run.json`` atomically."""
-    path = run_dir / MANIFEST
-    storage.atomic_write_json(str(path), manifest)
+    path = run_dir / RUN_RECORD
+    storage.atomic_write_json(str(path), record)
     return path
 
 
@@ -262,7 +262,7 @@ __all__ = [
     "execute_step",
     "kernel_info",
     "notebook_parameters",
-    "MANIFEST",
+    "RUN_RECORD",
     "cache_key",
     "content_sha256",
     "external_inputs",
@@ -270,7 +270,7 @@ __all__ = [
     "is_path_parameter",
     "json_sha256",
     "logical",
-    "read_manifest",
+    "read_run_record",
     "tree_manifest",
-    "write_manifest",
+    "write_run_record",
 ]

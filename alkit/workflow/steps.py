@@ -35,10 +35,9 @@ from alkit.config.profiles import profile_parameters
 from alkit.config.tree import FLAT, RunConfig
 from alkit.data import storage
 from alkit.data.datasets import VirtualFrames
-from alkit.data.labels import CostModel, Labeler
+from alkit.data.labels import CostModel, Labeller
 from alkit.data.lineage import append_batch, lineage, resolve_version
-from alkit.data.pool import Pool
-from alkit.data.versions import DatasetVersion, load_version
+from alkit.data.versions import load_version
 from alkit.ensemble.store import load_ensemble
 from alkit.ensemble.train import EnsembleConfig, train_members
 from alkit.errors import ConfigError
@@ -144,7 +143,7 @@ def train_step(
     data_path = Path(data.save(str(out / "data.json")))
     trained = train_members(labelled, out, config, world=world, progress=v["progress"],
                             input_size=data.input_size, classes=data.classes)  # fmt: skip
-    return Trained(trained.manifest, data_path, len(trained.frames), tag)
+    return Trained(trained.ensemble_json, data_path, len(trained.frames), tag)
 
 
 # 02 QUERY -------------------------------------------------------------------------------------
@@ -153,15 +152,6 @@ POOL_PARAMETERS = ("pool", "fps")
 QUERY_PARAMETERS = (*(n for n, paths in FLAT.items() if paths[-1][0] == "query"),
                     *POOL_PARAMETERS, "accelerator",
                     "devices", "score_batch_size", "score_workers", "progress")  # fmt: skip
-
-
-def already_labelled(pool: Pool, version: DatasetVersion) -> list[int]:
-    """Frame ids of ``pool`` that ``version`` holds: the same frame id or the same image."""
-    meta = pool.metadata
-    taken = meta.frame_id.isin(version.frame_ids)
-    if "uri" in meta.columns:
-        taken |= meta.uri.astype(str).isin(set(version.frames.image_uri.astype(str)))
-    return meta.frame_id[taken].astype(int).tolist()
 
 
 def query_step(
@@ -182,7 +172,7 @@ def query_step(
     check_classes_of_interest(v["classes_of_interest"], ensemble.classes)
     pool, taken = data.pool(v["pool"], v["fps"]), []
     if data.own:
-        taken = already_labelled(pool, data.labelled_version())
+        taken = pool.already_labelled(data.labelled_version())
         say(f"pool: {len(pool)} frames; {len(taken)} already in the labelled set, left out")
         if "MANUAL" in baselines:
             say("MANUAL left out: own data has no simulated curator (it reads ground truth)")
@@ -195,7 +185,7 @@ def query_step(
 
 # 03 ANNOTATE ----------------------------------------------------------------------------------
 ANNOTATE_PARAMETERS = ("labeller", "seconds_per_frame", "seconds_per_box", "export_dir",
-                       "image_root", "min_score", *POOL_PARAMETERS)  # fmt: skip
+                       "task_image_url", "min_score", *POOL_PARAMETERS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -208,9 +198,9 @@ class Annotated:
 
 def labeller_for(
     name: str, data: RunData, source: Any, export_dir: str | Path, cost: CostModel,
-    labels: str = "", ensemble_path: str = "", selection: Any = None, image_root: str = "",
+    labels: str = "", ensemble_path: str = "", selection: Any = None, task_image_url: str = "",
     min_score: float = 0.3,
-) -> Labeler:  # fmt: skip
+) -> Labeller:  # fmt: skip
     """The labeller registered as ``name`` (``alkit.annotate.labellers``): ``oracle``, the
     world's ground truth; ``labelstudio`` / ``coco``: export the frames of ``selection`` from
     ``source`` to ``export_dir`` for the tool (with the ensemble's mean detections as
@@ -224,7 +214,7 @@ def labeller_for(
     request = LabellerRequest(
         source, cost, world=None if data.own else data.sim, export_dir=str(export_dir),
         labels=labels, detections=detections if ensemble_path else None, selection=selection,
-        image_root=image_root, min_score=min_score, classes=tuple(data.classes),
+        task_image_url=task_image_url, min_score=min_score, classes=tuple(data.classes),
     )  # fmt: skip
     return make_labeller(name, request)
 
@@ -250,7 +240,7 @@ def annotate_step(
     cost = step_config(v).labelling.cost()
     source = data.sim if not data.own else data.pool(v["pool"], v["fps"]).source
     labeller = labeller_for(v["labeller"], data, source, v["export_dir"] or out / "export",
-                            cost, labels, ensemble_path, selection, v["image_root"],
+                            cost, labels, ensemble_path, selection, v["task_image_url"],
                             v["min_score"])  # fmt: skip
     batch = labeller.label(ids)
     path = Path(save_batch(batch, str(out / "batch.json")))
@@ -333,7 +323,6 @@ __all__ = [
     "Annotated",
     "Appended",
     "Trained",
-    "already_labelled",
     "annotate_step",
     "append_step",
     "evaluate_step",

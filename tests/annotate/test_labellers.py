@@ -10,8 +10,8 @@ from alkit.annotate.labellers import (
     make_labeller,
     register_labeller,
 )
-from alkit.annotate.oracle import OracleLabeler
-from alkit.annotate.tool import ToolLabeler
+from alkit.annotate.oracle import OracleLabeller
+from alkit.annotate.tool import ToolLabeller
 from alkit.data.labels import CostModel
 from alkit.errors import ConfigError
 from tests.fakeworld import FakeWorld
@@ -22,9 +22,9 @@ WORLD = FakeWorld(min_boxes=1)
 def test_names_make_their_labellers(tmp_path):
     assert {"oracle", "labelstudio", "coco"} <= set(LABELLERS)
     request = LabellerRequest(WORLD, CostModel(), world=WORLD, export_dir=str(tmp_path))
-    assert isinstance(make_labeller("oracle", request), OracleLabeler)
+    assert isinstance(make_labeller("oracle", request), OracleLabeller)
     tool = make_labeller("labelstudio", request)
-    assert isinstance(tool, ToolLabeler) and tool.url == str(tmp_path)
+    assert isinstance(tool, ToolLabeller) and tool.url == str(tmp_path)
     with pytest.raises(ConfigError, match="own data is labelled in a tool"):
         make_labeller("oracle", LabellerRequest(WORLD, CostModel()))
     with pytest.raises(ConfigError, match="labeller must be one of .*'coco'"):
@@ -37,11 +37,11 @@ def test_a_registered_labeller_is_made_by_name():
     @register_labeller("test-crowd")
     def crowd(request):
         made.append(request)
-        return OracleLabeler(request.world, request.cost)
+        return OracleLabeller(request.world, request.cost)
 
     try:
         request = LabellerRequest(WORLD, CostModel(), world=WORLD)
-        assert isinstance(make_labeller("test-crowd", request), OracleLabeler)
+        assert isinstance(make_labeller("test-crowd", request), OracleLabeller)
         assert made == [request]
     finally:
         LABELLERS.pop("test-crowd")

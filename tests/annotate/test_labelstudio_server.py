@@ -89,10 +89,16 @@ def test_labelling_round_through_a_real_label_studio(labelstudio: LabelStudioCli
     ls = labelstudio
     with ls.server.show_log_on_failure():
         url = ls.server.document_root / ROOT
-        image_root = f"/data/local-files/?d={ROOT}/images"
+        task_image_url = f"/data/local-files/?d={ROOT}/images"
         dets = detections()
         export_for_labelling(
-            WORLD, IDS, str(url), dets, image_root=image_root, scores=SCORES, min_score=MIN_SCORE
+            WORLD,
+            IDS,
+            str(url),
+            dets,
+            task_image_url=task_image_url,
+            scores=SCORES,
+            min_score=MIN_SCORE,
         )
         config = (url / "labeling_config.xml").read_text()
         assert config == labeling_config()
@@ -108,7 +114,7 @@ def test_labelling_round_through_a_real_label_studio(labelstudio: LabelStudioCli
         for fid, sent in zip(IDS, exported_tasks, strict=True):
             task = held[fid]
             assert task["data"] == sent["data"]
-            assert task["data"]["image"] == f"{image_root}/{fid:012d}.png"
+            assert task["data"]["image"] == f"{task_image_url}/{fid:012d}.png"
             if fid == DRAW:
                 assert task["predictions"] == []
                 continue
@@ -224,7 +230,7 @@ def test_own_data_loop_resumes_from_a_real_label_studio_export(
                          classes_of_interest=["person"])  # fmt: skip
     args = (tmp_path / "03", str(trained.data), str(queried.paths["AL"]))
     kw = {"profile": "tiny", "pool": pool, "export_dir": to_label,
-          "image_root": "/data/local-files/?d="}  # fmt: skip
+          "task_image_url": "/data/local-files/?d="}  # fmt: skip
     with ls.server.show_log_on_failure():
         with pytest.raises(Exception, match="LabelsPending|labels"):
             annotate_step(*args, "", str(trained.ensemble), **kw)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alkit.annotate.oracle import OracleLabeler
-from alkit.annotate.tool import ToolLabeler
+from alkit.annotate.oracle import OracleLabeller
+from alkit.annotate.tool import ToolLabeller
 from alkit.data.classes import CLASSES
-from alkit.data.labels import CostModel, Labeler, LabelledBatch, LabelledFrame
+from alkit.data.labels import CostModel, LabelledBatch, LabelledFrame, Labeller
 from alkit.data.version_tables import world_dict
 from alkit.data.versions import DatasetVersion, sim_uri
 from alkit.errors import ConfigError, DataError
@@ -23,7 +23,7 @@ def world() -> World:
 
 def test_oracle_labels_equal_the_worlds_ground_truth(world):
     ids = [150, 101, 120]  # pool frames, deliberately unsorted
-    batch = OracleLabeler(world).label(ids)
+    batch = OracleLabeller(world).label(ids)
     assert batch.frame_ids == ids and batch.source == "oracle"
     assert batch.world == world_dict(world)
     for labelled in batch.frames:
@@ -39,7 +39,7 @@ def test_oracle_labels_equal_the_worlds_ground_truth(world):
 
 def test_oracle_batch_becomes_the_same_version_as_the_worlds_frames(world):
     ids = [100, 130]
-    batch = OracleLabeler(world).label(ids)
+    batch = OracleLabeller(world).label(ids)
     direct = DatasetVersion.from_frames([world.frame(i) for i in ids], world=world)
     version = batch.to_version(info={"round": 1})
     assert version == direct and version.info["labelled_by"] == "oracle"
@@ -49,7 +49,7 @@ def test_oracle_batch_becomes_the_same_version_as_the_worlds_frames(world):
 def test_cost_model_charges_every_frame_and_is_recorded():
     world = FakeWorld(min_boxes=1)
     cost = CostModel(seconds_per_frame=10.0, seconds_per_box=2.5)
-    batch = OracleLabeler(world, cost=cost).label([3, 1, 2])
+    batch = OracleLabeller(world, cost=cost).label([3, 1, 2])
     boxes = np.array([len(world.frame(i).labels) for i in (3, 1, 2)])
     np.testing.assert_allclose(batch.seconds, 10.0 + 2.5 * boxes)
     assert batch.total_seconds == pytest.approx(float((10.0 + 2.5 * boxes).sum()))
@@ -69,12 +69,12 @@ def test_cost_model_rejects_bad_numbers(bad):
 
 def test_labellers_follow_one_protocol(tmp_path):
     world = FakeWorld()
-    assert isinstance(OracleLabeler(world), Labeler)
-    assert isinstance(ToolLabeler(world, str(tmp_path / "export")), Labeler)
+    assert isinstance(OracleLabeller(world), Labeller)
+    assert isinstance(ToolLabeller(world, str(tmp_path / "export")), Labeller)
 
 
 def test_oracle_refuses_empty_and_duplicate_frame_ids():
-    oracle = OracleLabeler(FakeWorld())
+    oracle = OracleLabeller(FakeWorld())
     with pytest.raises(DataError, match="no frame ids"):
         oracle.label([])
     with pytest.raises(DataError, match=r"duplicate frame id\(s\) 4.*frame_ids"):
@@ -87,11 +87,11 @@ def test_oracle_needs_a_world_config():
             return FakeWorld().frame(frame_id)
 
     with pytest.raises(ConfigError, match="config"):
-        OracleLabeler(Bare())
+        OracleLabeller(Bare())
 
 
 def test_batch_tables_and_checks():
-    batch = OracleLabeler(FakeWorld(min_boxes=1)).label([7, 8])
+    batch = OracleLabeller(FakeWorld(min_boxes=1)).label([7, 8])
     boxes = batch.boxes_table()
     assert list(boxes.columns) == ["frame_id", "category", "x", "y", "w", "h"]
     assert len(boxes) == batch.num_boxes and set(boxes.category) <= set(CLASSES)

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from alkit.annotate.oracle import OracleLabeler  # noqa: E402
+from alkit.annotate.oracle import OracleLabeller  # noqa: E402
 from alkit.annotate.summary import batch_summary, plot_batch_summary, session_table  # noqa: E402
 from alkit.data.classes import CLASSES  # noqa: E402
 from alkit.data.labels import CostModel  # noqa: E402
@@ -20,7 +20,7 @@ WORLD = FakeWorld(min_boxes=1)  # session = frame_id // 10, time of day cycles w
 
 
 def test_summary_counts_objects_sessions_and_cost():
-    batch = OracleLabeler(WORLD, CostModel(10.0, 2.0)).label([1, 2, 3, 15, 27])
+    batch = OracleLabeller(WORLD, CostModel(10.0, 2.0)).label([1, 2, 3, 15, 27])
     row = batch_summary(batch).loc["batch"]
     labels = np.concatenate([WORLD.frame(i).labels for i in batch.frame_ids])
     assert row["frames"] == 5 and row["objects"] == len(labels)
@@ -36,8 +36,8 @@ def test_summary_counts_objects_sessions_and_cost():
 
 def test_summary_compares_batches_and_plots():
     batches = {
-        "al": OracleLabeler(WORLD).label([3, 13, 23]),
-        "manual": OracleLabeler(WORLD).label([30, 31, 32, 33]),
+        "al": OracleLabeller(WORLD).label([3, 13, 23]),
+        "manual": OracleLabeller(WORLD).label([30, 31, 32, 33]),
     }
     table = batch_summary(batches)
     assert table.index.tolist() == ["al", "manual"]

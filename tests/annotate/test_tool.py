@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.annotate.tool import (
     LabelsPending,
-    ToolLabeler,
+    ToolLabeller,
     export_for_labelling,
     import_labels,
     labeling_config,
@@ -120,7 +120,7 @@ def test_pre_annotations_drop_low_scores_and_clip_to_the_image(tmp_path):
             torch.tensor([2, 0]),
         )
     }
-    export_for_labelling(WORLD, [5], str(tmp_path), detections=dets, image_root="/data/x")
+    export_for_labelling(WORLD, [5], str(tmp_path), detections=dets, task_image_url="/data/x")
     task = read(tmp_path / "tasks.json")[0]
     assert task["data"]["image"] == "/data/x/000000000005.png"
     (region,) = task["predictions"][0]["result"]
@@ -146,14 +146,14 @@ def test_labelstudio_round_trip_equals_the_ground_truth(export, tmp_path):
     assert_matches_truth(batch)
     assert batch.source == f"labelstudio:{labels}"
     assert batch.seconds.tolist() == [20.0] * 3 and all(f.measured for f in batch.frames)
-    oracle = OracleLabeler(WORLD).label(IDS)
+    oracle = OracleLabeller(WORLD).label(IDS)
     assert batch.to_version() == oracle.to_version()  # same content, same hash
 
 
 def test_labelstudio_import_without_lead_time_uses_the_cost_model(export, tmp_path):
     tasks = accept_predictions(read(export / "tasks.json"), lead_time=None)
     batch = import_labels(str(export), write(tmp_path / "ls.json", tasks))
-    np.testing.assert_allclose(batch.seconds, OracleLabeler(WORLD).label(IDS).seconds)
+    np.testing.assert_allclose(batch.seconds, OracleLabeller(WORLD).label(IDS).seconds)
     assert not any(f.measured for f in batch.frames)
 
 
@@ -170,7 +170,7 @@ def test_coco_round_trip_equals_the_ground_truth(export):
     batch = import_labels(str(export), str(export / "coco.json"))
     assert_matches_truth(batch)
     assert batch.source.startswith("coco:")
-    assert batch.to_version() == OracleLabeler(WORLD).label(IDS).to_version()
+    assert batch.to_version() == OracleLabeller(WORLD).label(IDS).to_version()
 
 
 def test_export_and_import_on_an_fsspec_url():
@@ -185,16 +185,16 @@ def test_export_and_import_on_an_fsspec_url():
         fs.rm(path, recursive=True)
 
 
-def test_tool_labeler_exports_then_imports(tmp_path):
+def test_tool_labeller_exports_then_imports(tmp_path):
     url = str(tmp_path / "batch")
-    labeler = ToolLabeler(WORLD, url, detections=truth_detections(IDS))
+    labeller = ToolLabeller(WORLD, url, detections=truth_detections(IDS))
     with pytest.raises(LabelsPending, match="labelled.json"):
-        labeler.label(IDS)
+        labeller.label(IDS)
     tasks = accept_predictions(read(tmp_path / "batch" / "tasks.json"))
     write(tmp_path / "batch" / "labelled.json", tasks)
-    assert_matches_truth(labeler.label(IDS))
+    assert_matches_truth(labeller.label(IDS))
     with pytest.raises(ConfigError, match="other frames"):
-        labeler.label([1, 2])
+        labeller.label([1, 2])
 
 
 # ---------------------------------------------------------------------------------------------

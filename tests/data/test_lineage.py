@@ -9,7 +9,7 @@ import re
 import pytest
 
 from alkit import __version__
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.cli import main
 from alkit.data import storage
 from alkit.data.frames import Frame
@@ -20,7 +20,7 @@ from alkit.query.selection import SelectionManifest
 from tests.fakeworld import FakeWorld
 
 WORLD = FakeWorld(min_boxes=1)
-ORACLE = OracleLabeler(WORLD)
+ORACLE = OracleLabeller(WORLD)
 ENSEMBLE = ("a" * 64, "b" * 64)
 
 
@@ -93,7 +93,7 @@ def test_relabelled_frame_is_refused_and_nothing_is_written(store):
     boxes = f.boxes.copy()
     boxes[0, 2] -= 1.0
     relabelled = Frame(2, f.image, boxes, f.labels, f.meta)
-    batch = OracleLabeler(
+    batch = OracleLabeller(
         type("W", (), {"frame": lambda s, i: relabelled, "config": WORLD.config})()
     )
     before = list_versions(root)

@@ -16,13 +16,13 @@ from alkit.data.datasets import VirtualFrames
 from alkit.detector.module import DetectorModule, TrainConfig
 from alkit.ensemble.datamodule import DetectionDataModule
 from alkit.ensemble.store import (
-    MANIFEST_NAME,
+    ENSEMBLE_RECORD,
     Ensemble,
     MemberRecord,
     load_ensemble,
     read_member_record,
     weights_sha256,
-    write_manifest,
+    write_ensemble_record,
 )
 from alkit.ensemble.train import train_ensemble
 from alkit.errors import ConfigError, IntegrityError
@@ -49,12 +49,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory, data: DetectionDataModule)
     """A 2-member ensemble folder (train it once per module; copy before tampering)."""
     out = tmp_path_factory.mktemp("ensemble")
     manifest = train_ensemble(2, data, TINY, STEPS, out, base_seed=10, **QUIET)
-    assert manifest == out / MANIFEST_NAME
+    assert manifest == out / ENSEMBLE_RECORD
     return out
 
 
 def test_manifest_records_every_member(trained: Path, world: World) -> None:
-    manifest = json.loads((trained / MANIFEST_NAME).read_text())
+    manifest = json.loads((trained / ENSEMBLE_RECORD).read_text())
     assert manifest["n_members"] == 2 and manifest["classes"] == list(CLASSES)
     assert manifest["model_config"]["width"] == TINY["width"]
     assert manifest["train_config"]["max_steps"] == 2
@@ -72,7 +72,7 @@ def test_manifest_records_every_member(trained: Path, world: World) -> None:
 
 
 def test_load_ensemble_round_trip(trained: Path, data: DetectionDataModule) -> None:
-    ensemble = load_ensemble(trained / MANIFEST_NAME)
+    ensemble = load_ensemble(trained / ENSEMBLE_RECORD)
     assert isinstance(ensemble, Ensemble) and len(ensemble) == 2
     assert ensemble.seeds == (10, 11) and ensemble.classes == CLASSES
     assert not any(m.training for m in ensemble.members)
@@ -95,10 +95,10 @@ def test_tampered_checkpoint_raises_integrity_error(trained: Path, tmp_path: Pat
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))
     with pytest.raises(IntegrityError, match="member_01.ckpt"):
-        load_ensemble(folder / MANIFEST_NAME)
+        load_ensemble(folder / ENSEMBLE_RECORD)
     path.unlink()
     with pytest.raises(IntegrityError, match="member_01.ckpt.*missing"):
-        load_ensemble(folder / MANIFEST_NAME)
+        load_ensemble(folder / ENSEMBLE_RECORD)
 
 
 @pytest.mark.slow
@@ -111,25 +111,27 @@ def test_members_with_different_width_are_refused(
     assert narrow is not None and narrow.model_config["width"] == 4
 
     folder = shutil.copytree(trained, tmp_path / "mixed")
-    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest = json.loads((folder / ENSEMBLE_RECORD).read_text())
     manifest["members"][1] = narrow.to_dict() | {
         "index": 1,
         "checkpoint": str(other / narrow.checkpoint),  # absolute paths are allowed
         "model_config": manifest["members"][0]["model_config"],  # the manifest even lies
     }
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    (folder / ENSEMBLE_RECORD).write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match=r"member 1 .*'width'"):
-        load_ensemble(folder / MANIFEST_NAME)
+        load_ensemble(folder / ENSEMBLE_RECORD)
 
     wide = read_member_record(trained, 0)
     with pytest.raises(ConfigError, match=r"member 1 .*'width'"):
-        write_manifest(tmp_path, [wide, MemberRecord.from_dict(narrow.to_dict() | {"index": 1})])
+        write_ensemble_record(
+            tmp_path, [wide, MemberRecord.from_dict(narrow.to_dict() | {"index": 1})]
+        )
 
 
 def test_resume_skips_finished_members(trained: Path, tmp_path: Path, data) -> None:
     folder = shutil.copytree(trained, tmp_path / "resume")
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("member_*.ckpt")}
-    (folder / MANIFEST_NAME).unlink()
+    (folder / ENSEMBLE_RECORD).unlink()
     assert train_ensemble(2, data, TINY, STEPS, folder, base_seed=10, **QUIET) is not None
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("member_*.ckpt")} == before
     with pytest.raises(ConfigError, match="different seed"):
@@ -139,7 +141,7 @@ def test_resume_skips_finished_members(trained: Path, tmp_path: Path, data) -> N
 @pytest.mark.slow
 def test_partial_ensemble_waits_for_its_members(tmp_path: Path, data) -> None:
     assert train_ensemble(2, data, TINY, STEPS, tmp_path, members=[1], **QUIET) is None
-    assert not (tmp_path / MANIFEST_NAME).exists()
+    assert not (tmp_path / ENSEMBLE_RECORD).exists()
     assert read_member_record(tmp_path, 1).seed == 1
     manifest = train_ensemble(2, data, TINY, STEPS, tmp_path, members=[0], **QUIET)
     assert manifest is not None and len(load_ensemble(manifest)) == 2
@@ -148,7 +150,7 @@ def test_partial_ensemble_waits_for_its_members(tmp_path: Path, data) -> None:
 
 
 def test_predict_and_evaluate(trained: Path, world: World) -> None:
-    ensemble = load_ensemble(trained / MANIFEST_NAME)
+    ensemble = load_ensemble(trained / ENSEMBLE_RECORD)
     frames = VirtualFrames(world, [300, 310, 320])
     module = DetectorModule.load_from_checkpoint(trained / "member_00.ckpt")
     for model in (module, module.model, ensemble):
@@ -166,7 +168,7 @@ def test_predict_and_evaluate(trained: Path, world: World) -> None:
 
 
 def test_weights_hash_is_the_same_for_a_checkpoint_and_its_model_in_memory(trained: Path):
-    ensemble = load_ensemble(trained / MANIFEST_NAME)
+    ensemble = load_ensemble(trained / ENSEMBLE_RECORD)
     module = DetectorModule.load_from_checkpoint(trained / "member_00.ckpt", weights_only=False)
     first = weights_sha256(ensemble.members[0])
     assert weights_sha256(module.model) == first

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from alkit.annotate.batch_io import load_batch, save_batch
-from alkit.annotate.oracle import OracleLabeler
+from alkit.annotate.oracle import OracleLabeller
 from alkit.data.labels import CostModel
 from alkit.errors import ConfigError, DataError
 from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_of, per_class_table
@@ -29,7 +29,7 @@ def world():
 
 def test_batch_file_round_trip_is_exact(world, tmp_path):
     ids = list(world.segment_frame_ids("pool"))[:3]
-    batch = OracleLabeler(world, CostModel(10.0, 2.5)).label(ids)
+    batch = OracleLabeller(world, CostModel(10.0, 2.5)).label(ids)
     back = load_batch(save_batch(batch, str(tmp_path / "batch.json")))
     assert back.frame_ids == ids and back.source == "oracle" and back.cost == batch.cost
     assert back.world == batch.world and back.classes == batch.classes
@@ -132,7 +132,7 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
     assert sorted(image["id"] for image in coco["images"]) == sorted(ids)
     assert coco["annotations"] == []  # no ensemble given: no pre-annotations; no ground truth
     # the people label every frame exactly (as the oracle would) and export COCO
-    truth = OracleLabeler(world).label(ids)
+    truth = OracleLabeller(world).label(ids)
     boxes = [(f.frame_id, box, label) for f in truth.frames
              for box, label in zip(f.boxes, f.labels, strict=True)]  # fmt: skip
     coco["annotations"] = [
