@@ -10,7 +10,7 @@ own images (``alkit.data.sources``) also has ``letterbox(frame_id)`` and
 ``original(frame_id)``: its frames are letterboxed into the input, so the providers show the
 original image, crop the padding out of the maps and stretch them over it
 (:func:`map_to_original`), and give detections in the original image's pixels
-(:func:`detections_to_original`); such frames have no ground truth.
+(``alkit.annotate.detections.in_original``); such frames have no ground truth.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from alkit.annotate.detections import as_numpy, in_original
 from alkit.data.classes import CLASSES
 from alkit.data.frames import Frame
 from alkit.data.letterbox import Letterbox
 from alkit.data.pool import Pool
 from alkit.detector.inference import prepare_for_inference
-from alkit.detector.network import DetectorOutput, UNetDetector, decode
+from alkit.detector.network import UNetDetector, decode
+from alkit.ensemble.store import members_output
 from alkit.errors import ConfigError, DataError
 from alkit.query.acquisition import check_probabilities, mutual_information
 
@@ -213,18 +215,6 @@ def map_to_original(maps: np.ndarray, box: Letterbox, stride: int) -> np.ndarray
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def detections_to_original(
-    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, box: Letterbox
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Detections ``(K, 4)`` xywh in input px -> in the original image's px (clipped to it);
-    boxes entirely in the padding are dropped. Returns ``(boxes, scores, labels)``."""
-    out = box.to_original(np.asarray(boxes, np.float64).reshape(-1, 4))  # (K, 4)
-    keep = (out[:, 2] > 0) & (out[:, 3] > 0)
-    scores = np.asarray(scores).reshape(-1)
-    labels = np.asarray(labels).reshape(-1)
-    return out[keep].astype(np.float32), scores[keep], labels[keep]
-
-
 def _present(value: Any) -> bool:
     if value is None or (isinstance(value, str) and not value.strip()):
         return False
@@ -351,23 +341,17 @@ class EnsembleMaps:
         box = self._letterbox(frame_id, pixels.shape) if self.letterboxed else None
         image = torch.from_numpy(pixels)
         x = image.permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
-        outputs = [m(x) for m in self._members]
-        probs = torch.stack([torch.sigmoid(o.heatmap_logits.float()) for o in outputs])
-        check_probabilities(probs, frame_ids=[frame_id])  # (M, 1, C, h, w)
-        mean = DetectorOutput(
-            heatmap_logits=torch.logit(probs.mean(0), eps=1e-6),  # (1, C, h, w)
-            size=torch.stack([o.size.float() for o in outputs]).mean(0),  # (1, 2, h, w)
-            offset=torch.stack([o.offset.float() for o in outputs]).mean(0),  # (1, 2, h, w)
-        )
-        dets = decode(mean, self.stride, k=self.max_detections, threshold=self.score_threshold)
+        probs, mean = members_output(self._members, x)  # (M, 1, C, h, w), the mean detector
+        check_probabilities(probs, frame_ids=[frame_id])
+        dets = decode(mean, self.stride, k=self.max_detections, threshold=self.score_threshold)[0]
         member_probs = probs[:, 0].numpy()  # (M, C, h, w)
         mi = mutual_information(probs)[0].numpy()  # (C, h, w)
-        boxes = dets[0].boxes.numpy()  # (K, 4) input px
-        scores, labels = dets[0].scores.numpy(), dets[0].labels.numpy()  # (K,), (K,)
         if box is not None:
             member_probs = map_to_original(member_probs, box, self.stride)  # (M, C, hc, wc)
             mi = map_to_original(mi, box, self.stride)  # (C, hc, wc)
-            boxes, scores, labels = detections_to_original(boxes, scores, labels, box)
+            dets = in_original(dets, box)  # boxes in the original image's px
+        boxes = as_numpy(dets.boxes)  # (K, 4) px
+        scores, labels = as_numpy(dets.scores), as_numpy(dets.labels)  # (K,), (K,)
         return FrameMaps(frame, member_probs, mi, boxes, scores, labels, box)
 
     def original(self, frame_id: int) -> np.ndarray:
@@ -434,7 +418,6 @@ class EnsembleMaps:
 __all__ = [
     "EnsembleMaps",
     "FrameMaps",
-    "detections_to_original",
     "ensemble_classes",
     "ensemble_members",
     "frame_caption",

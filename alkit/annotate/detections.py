@@ -49,9 +49,13 @@ def kept_boxes(dets: Detections, height: int, width: int, min_score: float) -> l
 
 
 def in_original(dets: Detections, box: Letterbox) -> Detections:
-    """Detections on a letterboxed input, with their boxes in the original image's px."""
-    boxes = box.to_original(as_numpy(dets.boxes))  # (K, 4)
-    return Detections(boxes.astype(np.float32), as_numpy(dets.scores), as_numpy(dets.labels))
+    """Detections on a letterboxed input, with their boxes in the original image's px
+    (clipped to it); boxes entirely in the padding are dropped."""
+    boxes = box.to_original(as_numpy(dets.boxes).astype(np.float64).reshape(-1, 4))  # (K, 4)
+    keep = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)  # (K,)
+    scores = as_numpy(dets.scores).reshape(-1)[keep]  # (K',)
+    labels = as_numpy(dets.labels).reshape(-1)[keep]  # (K',)
+    return Detections(boxes[keep].astype(np.float32), scores, labels)
 
 
 def frame_detections(

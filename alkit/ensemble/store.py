@@ -233,16 +233,25 @@ class Ensemble(nn.Module):
 
     @torch.inference_mode()
     def mean_output(self, images: Tensor) -> DetectorOutput:
-        """The ensemble as one detector: logit of the members' mean heatmap probability,
-        mean size and offset maps (for ``decode`` / ``predict_coco``)."""
+        """The ensemble as one detector (``members_output``'s mean, for ``decode`` /
+        ``predict_coco``)."""
         device = next(self.parameters()).device
-        outputs = [m(images.to(device=device, dtype=torch.float32)) for m in self.members]
-        probs = torch.stack([torch.sigmoid(o.heatmap_logits.float()) for o in outputs])
-        return DetectorOutput(
-            heatmap_logits=torch.logit(probs.mean(0), eps=1e-6),  # (B, C, h, w)
-            size=torch.stack([o.size.float() for o in outputs]).mean(0),  # (B, 2, h, w)
-            offset=torch.stack([o.offset.float() for o in outputs]).mean(0),  # (B, 2, h, w)
-        )
+        return members_output(self.members, images.to(device=device, dtype=torch.float32))[1]
+
+
+@torch.inference_mode()
+def members_output(members: Sequence[nn.Module], images: Tensor) -> tuple[Tensor, DetectorOutput]:
+    """One forward pass of every member on ``images (B, 3, H, W)``: their sigmoid heatmaps
+    ``(M, B, C, h, w)`` and the ensemble as one detector (logit of the members' mean heatmap
+    probability, mean size and offset maps)."""
+    outputs = [m(images) for m in members]
+    probs = torch.stack([torch.sigmoid(o.heatmap_logits.float()) for o in outputs])
+    mean = DetectorOutput(
+        heatmap_logits=torch.logit(probs.mean(0), eps=1e-6),  # (B, C, h, w)
+        size=torch.stack([o.size.float() for o in outputs]).mean(0),  # (B, 2, h, w)
+        offset=torch.stack([o.offset.float() for o in outputs]).mean(0),  # (B, 2, h, w)
+    )
+    return probs, mean  # (M, B, C, h, w), ...
 
 
 def _load_checkpoint(path: Path, map_location: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A run's data: the synthetic world, or a team's own labelled COCO set and pool.
+"""A run's data: the synthetic world (:class:`WorldData`), or a team's own labelled COCO
+set and pool (:class:`OwnData`), behind one interface (:class:`RunData`).
 
 ``01 TRAIN`` decides which, from its parameters, and writes ``<out_dir>/data.json``; the
 later steps take that path (``data_path``) and ask it for what they need: the initial
@@ -20,10 +21,11 @@ Own data::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from torch.utils.data import Dataset
 
@@ -68,34 +70,144 @@ def check_classes_of_interest(classes_of_interest: Sequence[str], classes: Seque
         )
 
 
-@dataclass(frozen=True)
-class RunData:
-    """Where a run's data come from (see the module docstring); plain values, saved as JSON.
+class RunData(ABC):
+    """Where a run's data come from: :class:`WorldData` or :class:`OwnData`, one interface
+    (see the module docstring); plain values, saved as ``data.json``.
 
-    Attributes:
-        world: the synthetic world's config dict, or ``None`` for own data.
-        labelled, images_root, category_map: the own labelled COCO set.
-        classes: the classes the detectors learn.
-        input_size: ``(H, W)`` own images are letterboxed into (``None`` for the world).
-        version: ``{"root", "hash"}`` of the dataset version the step's ensemble trained on
-            (empty: the initial labelled set).
+    Both have ``classes`` (the classes the detectors learn) and ``version``
+    (``{"root", "hash"}`` of the dataset version the step's ensemble trained on; empty: the
+    initial labelled set).
     """
 
-    world: dict | None = None
-    labelled: str = ""
+    classes: tuple[str, ...]
+    version: dict
+    #: ``True`` for a team's own data (no oracle, no simulated curator, letterboxed images)
+    own: ClassVar[bool]
+
+    def save(self, url: str) -> str:
+        storage.atomic_write_json(url, asdict(self))
+        return url
+
+    @staticmethod
+    def load(url: str) -> RunData:
+        """The ``data.json`` a train step wrote: world data where it names a world."""
+        raw = storage.read_json(url)
+        kind = WorldData if isinstance(raw, Mapping) and raw.get("world") else OwnData
+        names = {f.name for f in fields(kind)}
+        try:
+            data = kind(**{k: v for k, v in raw.items() if k in names})
+        except TypeError as err:
+            raise DataError(f"{url}: not a run's data.json ({err})") from None
+        return data.normalized()
+
+    def labelled_version(self, initial_stride: int = 2) -> DatasetVersion:
+        """The labelled set the ensemble trained on: ``version``, else the initial set."""
+        if self.version:
+            from alkit.data.versions import load_version
+
+            return load_version(self.version["root"], self.version["hash"])
+        return self.initial_version(initial_stride)
+
+    @property
+    def sim(self) -> Any:
+        """The synthetic world (``ConfigError`` for own data)."""
+        raise ConfigError("this run has no synthetic world: it runs on own data")
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` own images are letterboxed into; ``None``: the world's own frame size."""
+        return None
+
+    @abstractmethod
+    def normalized(self) -> RunData:
+        """The same data with JSON's lists back as tuples and dicts."""
+
+    @abstractmethod
+    def initial_version(self, initial_stride: int = 2) -> DatasetVersion:
+        """The labelled set before any round."""
+
+    @abstractmethod
+    def pool(self, url: str = "", fps: float | None = None) -> Pool:
+        """The unlabelled pool: ``open_pool(url)`` where given, else the data's own."""
+
+    @abstractmethod
+    def visible(self) -> Callable | None:
+        """The simulated curator's view of ground truth (MANUAL); ``None`` without one."""
+
+    @abstractmethod
+    def test_sets(
+        self, names: Sequence[str], test_stride: int = 4, test: str = ""
+    ) -> dict[str, Dataset]:
+        """The test sets to evaluate on, by name."""
+
+
+@dataclass(frozen=True)
+class WorldData(RunData):
+    """The synthetic world: ``world`` is its config dict."""
+
+    world: dict
+    classes: tuple[str, ...] = ()
+    version: dict = field(default_factory=dict)
+    own: ClassVar[bool] = False
+
+    @classmethod
+    def of_world(cls, world: Any) -> WorldData:
+        from alkit.data.classes import CLASSES
+
+        return cls(world=world.config.to_dict(), classes=CLASSES)
+
+    def normalized(self) -> WorldData:
+        return WorldData(dict(self.world), tuple(self.classes), dict(self.version))
+
+    @cached_property
+    def sim(self) -> Any:
+        from alkit.sim import World, WorldConfig
+
+        return World(WorldConfig.from_dict(self.world))
+
+    def initial_version(self, initial_stride: int = 2) -> DatasetVersion:
+        """The world's initial segment, every ``initial_stride``-th frame."""
+        from alkit.sim.experiment import initial_version
+
+        return initial_version(self.sim, initial_stride)
+
+    def pool(self, url: str = "", fps: float | None = None) -> Pool:
+        """The world's pool segment, or ``open_pool(url)`` at the world's frame size."""
+        if url:
+            from alkit.data.sources import open_pool
+
+            size = self.sim.config.image_height, self.sim.config.image_width
+            return open_pool(url, size, fps)
+        from alkit.sim.experiment import world_pool
+
+        return world_pool(self.sim)
+
+    def visible(self) -> Callable:
+        from alkit.sim.experiment import visible_objects
+
+        return visible_objects(self.sim)
+
+    def test_sets(
+        self, names: Sequence[str], test_stride: int = 4, test: str = ""
+    ) -> dict[str, Dataset]:
+        """The world's named test sets (``alkit.evaluate.test_sets``)."""
+        from alkit.evaluate.test_sets import evaluation_sets
+
+        return evaluation_sets(self.sim, names, test_stride)
+
+
+@dataclass(frozen=True)
+class OwnData(RunData):
+    """A team's own labelled COCO set (``labelled``, its images under ``images_root``, its
+    categories renamed by ``category_map``), letterboxed into ``input_size``."""
+
+    labelled: str
     images_root: str = ""
     classes: tuple[str, ...] = ()
     category_map: dict = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     version: dict = field(default_factory=dict)
-
-    # -- building, saving -----------------------------------------------------------------
-
-    @classmethod
-    def of_world(cls, world: Any) -> RunData:
-        from alkit.data.classes import CLASSES
-
-        return cls(world=world.config.to_dict(), classes=CLASSES)
+    own: ClassVar[bool] = True
 
     @classmethod
     def of_coco(
@@ -105,7 +217,7 @@ class RunData:
         classes: Sequence[str] = (),
         category_map: Mapping[str, str] | None = None,
         input_size: Sequence[int] = (96, 160),
-    ) -> RunData:
+    ) -> OwnData:
         """Own data; checks that ``classes`` are among the file's (mapped) categories."""
         category_map = dict(category_map or {})
         names = list(dict.fromkeys(m for _, m in mapped_categories(labelled, category_map)))
@@ -126,35 +238,10 @@ class RunData:
             input_size=check_input_size(input_size),
         )
 
-    @property
-    def own(self) -> bool:
-        return self.world is None
-
-    def save(self, url: str) -> str:
-        storage.atomic_write_json(url, asdict(self))
-        return url
-
-    @classmethod
-    def load(cls, url: str) -> RunData:
-        raw = storage.read_json(url)
-        try:
-            data = cls(**raw)
-        except TypeError as err:
-            raise DataError(f"{url}: not a run's data.json ({err})") from None
-        size = None if data.input_size is None else tuple(data.input_size)
-        return cls(data.world, data.labelled, data.images_root, tuple(data.classes),
-                   dict(data.category_map), size, dict(data.version))  # fmt: skip
-
-    # -- what the steps ask for -----------------------------------------------------------
-
-    @cached_property
-    def sim(self) -> Any:
-        """The synthetic world (``ConfigError`` for own data)."""
-        if self.own:
-            raise ConfigError("this run has no synthetic world: it runs on own data")
-        from alkit.sim import World, WorldConfig
-
-        return World(WorldConfig.from_dict(self.world))
+    def normalized(self) -> OwnData:
+        size = None if self.input_size is None else tuple(self.input_size)
+        return OwnData(self.labelled, self.images_root, tuple(self.classes),
+                       dict(self.category_map), size, dict(self.version))  # fmt: skip
 
     def _ignored(self, url: str) -> list[str]:
         """The categories of the COCO file ``url`` that are not among the classes."""
@@ -176,66 +263,38 @@ class RunData:
         )
 
     def initial_version(self, initial_stride: int = 2) -> DatasetVersion:
-        """The labelled set before any round: the world's initial segment (every
-        ``initial_stride``-th frame) or the own COCO set."""
-        if self.own:
-            return self.coco_version(self.labelled)
-        from alkit.sim.experiment import initial_version
-
-        return initial_version(self.sim, initial_stride)
-
-    def labelled_version(self, initial_stride: int = 2) -> DatasetVersion:
-        """The labelled set the ensemble trained on: ``version``, else the initial set."""
-        if self.version:
-            from alkit.data.versions import load_version
-
-            return load_version(self.version["root"], self.version["hash"])
-        return self.initial_version(initial_stride)
+        """The own COCO set (``initial_stride`` is the world's)."""
+        return self.coco_version(self.labelled)
 
     def pool(self, url: str = "", fps: float | None = None) -> Pool:
-        """The unlabelled pool: the world's pool segment, or ``open_pool(url)``."""
-        if url:
-            from alkit.data.sources import open_pool
-
-            return open_pool(url, self.input_size or self._world_size(), fps)
-        if self.own:
+        """``open_pool(url)``: own data has no pool of its own."""
+        if not url:
             raise ConfigError("pool is empty: give the pool of own data (-p pool=URL)")
-        from alkit.sim.experiment import world_pool
+        from alkit.data.sources import open_pool
 
-        return world_pool(self.sim)
+        return open_pool(url, self.input_size, fps)
 
-    def _world_size(self) -> tuple[int, int]:
-        return self.sim.config.image_height, self.sim.config.image_width
-
-    def visible(self) -> Callable | None:
-        """The simulated curator's view of ground truth (MANUAL), for the world only."""
-        if self.own:
-            return None
-        from alkit.sim.experiment import visible_objects
-
-        return visible_objects(self.sim)
+    def visible(self) -> None:
+        """Own data has no simulated curator (it would read ground truth)."""
+        return None
 
     def test_sets(
         self, names: Sequence[str], test_stride: int = 4, test: str = ""
     ) -> dict[str, Dataset]:
-        """Test sets: the world's named ones, or the own COCO file ``test`` (as ``test``)."""
-        if self.own:
-            if not test:
-                return {}
-            frames = CocoFrames(
-                test,
-                classes=self.classes,
-                ignore_categories=self._ignored(test),
-                category_map=self.category_map,
-                input_size=self.input_size,
-            )
-            return {"test": CachedFrames(frames)}
-        from alkit.evaluate.test_sets import evaluation_sets
-
-        return evaluation_sets(self.sim, names, test_stride)
+        """The own COCO file ``test`` as the test set ``test`` (none without it)."""
+        if not test:
+            return {}
+        frames = CocoFrames(
+            test,
+            classes=self.classes,
+            ignore_categories=self._ignored(test),
+            category_map=self.category_map,
+            input_size=self.input_size,
+        )
+        return {"test": CachedFrames(frames)}
 
 
-def check_own_data(values: Mapping[str, Any]) -> RunData | None:
+def check_own_data(values: Mapping[str, Any]) -> OwnData | None:
     """Before a run on own data trains for minutes: the labelled file's categories, the
     classes, the classes of interest and the pool (opened, so a bad folder fails now).
     ``values``: the run's parameters; ``None`` when they name no own data."""
@@ -243,7 +302,7 @@ def check_own_data(values: Mapping[str, Any]) -> RunData | None:
         if values.get("pool"):
             raise ConfigError("pool is set but labelled is not: give the labelled COCO set too")
         return None
-    data = RunData.of_coco(values["labelled"], values.get("images_root", ""),
+    data = OwnData.of_coco(values["labelled"], values.get("images_root", ""),
                            values.get("classes", ()), values.get("category_map"),
                            values.get("input_size", (96, 160)))  # fmt: skip
     if "classes_of_interest" in values:
@@ -260,7 +319,9 @@ def load_run_data(url: str) -> RunData:
 
 
 __all__ = [
+    "OwnData",
     "RunData",
+    "WorldData",
     "check_classes_of_interest",
     "check_own_data",
     "coco_categories",

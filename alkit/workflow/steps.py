@@ -47,7 +47,7 @@ from alkit.query.methods import BASELINES
 from alkit.query.pool_query import Queried, query_pool
 from alkit.query.selection import load_selection
 from alkit.sim.experiment import initial_frame_ids, make_world
-from alkit.workflow.run_data import RunData, check_classes_of_interest
+from alkit.workflow.run_data import OwnData, RunData, WorldData, check_classes_of_interest
 
 #: The labellers of ANNOTATE (``alkit.annotate.labellers``): the simulated oracle, or a
 #: labelling tool through files.
@@ -110,7 +110,7 @@ def _version_at(version_path: str):
             f"{version_path}: version {version.hash[:12]} records neither a world nor the "
             "run's data.json; cannot train on it"
         )
-    return version, RunData(world=version.world, classes=version.classes, version=trained_on)
+    return version, WorldData(world=version.world, classes=version.classes, version=trained_on)
 
 
 def train_step(
@@ -130,13 +130,13 @@ def train_step(
         labelled, data = _version_at(version_path)
         tag = labelled.hash
     elif v["labelled"]:
-        data = RunData.of_coco(v["labelled"], v["images_root"], v["classes"],
+        data = OwnData.of_coco(v["labelled"], v["images_root"], v["classes"],
                                v["category_map"], v["input_size"])  # fmt: skip
         labelled = data.initial_version()
         tag = labelled.hash
     else:
         world = make_world(w.world_profile, w.world_seed, dict(w.sessions))
-        data = RunData.of_world(world)
+        data = WorldData.of_world(world)
         labelled, tag = (world, initial_frame_ids(world, w.initial_stride)), ""
     if world is None and not data.own:
         world = data.sim

@@ -48,6 +48,9 @@ RETRAININGS = {
     "natural": RetrainConfig(steps=60, new_fraction="natural", min_epochs=1),
     "natural_e3": RetrainConfig(steps=60, new_fraction="natural", min_epochs=3),
     "nf0.5": RetrainConfig(steps=60, new_fraction=0.5, min_epochs=1),
+    # the same-length control: budget 0 trained as many steps as budget 1,000 takes under
+    # "natural" (one epoch of the 2,000 + 1,000 frames at the batch of 16: 188 steps)
+    "natural_s188": RetrainConfig(steps=188, new_fraction="natural", min_epochs=1),
 }
 
 

@@ -19,6 +19,7 @@ import skimage
 import torch
 from PIL import Image
 
+from alkit.annotate.detections import in_original
 from alkit.data.frames import Frame
 from alkit.data.letterbox import Letterbox
 from alkit.data.pool import Pool
@@ -27,7 +28,7 @@ from alkit.ensemble.store import Ensemble
 from alkit.errors import ConfigError
 from alkit_widgets import EnsembleMaps, HeatmapViewer, SelectionExplorer
 from alkit_widgets import ensemble_maps as maps_module
-from alkit_widgets.ensemble_maps import detections_to_original, frame_caption, map_to_original
+from alkit_widgets.ensemble_maps import frame_caption, map_to_original
 from alkit_widgets.heatmap_figure import COLORBAR_PX, upsample
 from alkit_widgets.render import png_size
 
@@ -137,7 +138,7 @@ def test_a_hot_cell_lands_on_its_place_in_the_original():
     assert 96 <= y < 128 and 320 <= x < 352
 
 
-def test_detections_to_original_known_boxes():
+def test_detections_in_original_known_boxes():
     box = Letterbox.of((512, 512), INPUT)  # original = (input - (16, 0)) * 8
     boxes = np.array(
         [
@@ -148,9 +149,8 @@ def test_detections_to_original_known_boxes():
         ],
         np.float32,
     )
-    out, scores, labels = detections_to_original(
-        boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.zeros(4, np.int64), box
-    )
+    dets = Detections(boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.zeros(4, np.int64))
+    out, scores, labels = in_original(dets, box)
     np.testing.assert_allclose(
         out, [[64, 128, 256, 192], [0, 64, 64, 64], [432, 320, 80, 192]], atol=1e-4
     )

@@ -17,7 +17,7 @@ from alkit.evaluate.test_sets import evaluation_set_ids, evaluation_sets, model_
 from alkit.experiments.abfolder import open_ab_folder
 from alkit.experiments.rounds import learning_curves, round_table
 from alkit.sim.experiment import initial_version, make_world
-from alkit.workflow.run_data import RunData
+from alkit.workflow.run_data import WorldData
 
 SESSIONS = {"initial": 1, "pool": 2, "test": 2}
 
@@ -123,7 +123,7 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
     ids = list(world.segment_frame_ids("pool"))[5:8]
     selection = SelectionManifest.from_table("al", pd.DataFrame({"frame_id": ids}), {})
     selection.save(str(tmp_path / "AL.json"))
-    data_path = RunData.of_world(world).save(str(tmp_path / "data.json"))
+    data_path = WorldData.of_world(world).save(str(tmp_path / "data.json"))
     args = (tmp_path / "03", data_path, str(tmp_path / "AL.json"))
     with pytest.raises(LabelsPending, match="labeling_config.xml"):
         annotate_step(*args, labeller="coco")
@@ -148,3 +148,30 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
         assert got.labels.tolist() == want.labels.tolist()
     with pytest.raises(ConfigError, match="labeller must be one of"):
         annotate_step(tmp_path / "other", data_path, str(tmp_path / "AL.json"), labeller="crowd")
+
+
+def test_run_data_loads_as_its_kind(world, tmp_path):
+    """``data.json`` of the world loads as ``WorldData`` and of own data as ``OwnData``, both
+    behind ``RunData``; a file written before the split (every field, ``world: null``)
+    loads as own data."""
+    from alkit.data.classes import CLASSES
+    from alkit.sim.experiment import initial_frame_ids
+    from alkit.workflow.run_data import OwnData, RunData
+
+    saved = RunData.load(WorldData.of_world(world).save(str(tmp_path / "world.json")))
+    assert isinstance(saved, WorldData) and not saved.own and saved.input_size is None
+    assert saved.sim.config == world.config and saved.classes == tuple(CLASSES)
+    assert saved.initial_version(4).frame_ids == initial_frame_ids(world, 4)
+    own = OwnData(labelled="memory://x.json", classes=("person",), input_size=(64, 96))
+    again = RunData.load(own.save(str(tmp_path / "own.json")))
+    assert again == own and isinstance(again, OwnData) and again.visible() is None
+    with pytest.raises(ConfigError, match="no synthetic world"):
+        again.sim  # noqa: B018
+    with pytest.raises(ConfigError, match="-p pool=URL"):
+        again.pool()
+    old = {"world": None, "labelled": "memory://x.json", "images_root": "", "classes": ["a"],
+           "category_map": {}, "input_size": [64, 96], "version": {}}  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert RunData.load(str(tmp_path / "old.json")) == OwnData(
+        "memory://x.json", classes=("a",), input_size=(64, 96)
+    )
