@@ -74,46 +74,13 @@ def _recipe_step(
 
 def _demo(args: argparse.Namespace) -> int:
     """The main job: the seed's A/B test on the embedded world, as the ``ab`` recipe."""
-    import pandas as pd
-
-    from alkit.experiments.abtest import ab_verdicts
-    from alkit.experiments.tables import NEAR_ZERO, seed_table
+    from alkit.experiments.reports import ab_report
 
     start = time.perf_counter()
     step = _recipe_step(args, "ab", "10_ab_test")
     if step is None:
         return 1
-    summary = pd.read_csv(step.out_dir / "summary.csv")
-    gains = pd.read_csv(step.out_dir / "gains.csv")
-    analysis = pd.read_csv(step.out_dir / "selection_analysis.csv", index_col=0)
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        for test_set, what in (
-            ("night", "the union of the AL and MANUAL held-out 10% (the seed's night test)"),
-            ("night_heldout", "night frames of the test drives, never selectable"),
-            ("global", "the mostly-day test drives"),
-        ):
-            print(f"\nDifference to REFERENCE, {test_set} test set ({what}): absolute, with the")
-            print("relative improvement (mean ± spread over the splits) beside it where REFERENCE")
-            print(f"is at least {NEAR_ZERO}:")
-            print(seed_table(summary, test_set, ["wMAP", "mAP_large", "mAP_medium"]).to_string())
-        wmap = gains[(gains.metric == "wMAP") & gains.test_set.isin(["night", "night_heldout"])]
-        print(f"\nAL gain / MANUAL gain (wMAP; NaN where REFERENCE is under {NEAR_ZERO}):")
-        print(wmap.to_string(index=False))
-        print("\nWhat each selection holds (objects per class, sessions, cost):")
-        print(analysis.to_string())
-        results = pd.read_csv(step.out_dir / "results.csv")
-        classes = sorted(set(summary["class"]))
-        verdicts = ab_verdicts(results, classes)
-        splits = results.split.nunique()
-        print("\nPaired differences (absolute AP, night_heldout) with 95% confidence intervals")
-        print(f"over the {splits} splits; verdicts by the rules fixed in advance (win / loss /")
-        print("equivalent within +-0.02 AP / inconclusive):")
-        if verdicts.empty:
-            print("(none: night_heldout holds no object of the classes of interest)")
-        else:
-            print(verdicts.round(4).to_string(index=False))
-        print("These rest on one world, one ensemble and one test set: the demo is not powered to")
-        print("tell the arms apart. The powered one is `python -m alkit experiment` (README).")
+    print(ab_report(step.out_dir))
     minutes = (time.perf_counter() - start) / 60
     print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0
@@ -201,27 +168,13 @@ def _run(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace) -> int:
     """The replicated experiment (recipe ``experiment``, notebook ``40_experiment``):
     paired differences with 95% confidence intervals and verdicts."""
-    import pandas as pd
+    from alkit.experiments.reports import experiment_report
 
     start = time.perf_counter()
     step = _recipe_step(args, "experiment", "40_experiment", progress=not args.no_progress)
     if step is None:
         return 1
-    verdicts = pd.read_csv(step.out_dir / "verdicts.csv")
-    costs = pd.read_csv(step.out_dir / "costs.csv")
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print("\nPaired differences (absolute AP) with 95% confidence intervals; verdicts by the")
-        print("rules fixed in advance (win / loss / equivalent within the margin / inconclusive):")
-        print(verdicts.round(4).to_string(index=False))
-        power = pd.read_csv(step.out_dir / "power.csv")
-        print("\nThe smallest true difference detectable with 80% power (mdd_80; se: the")
-        print("bootstrap standard error of the difference):")
-        print(power.round(4).to_string(index=False))
-        test_sets = pd.read_csv(step.out_dir / "test_sets.csv")
-        print("\nThe test set: frames, drives, objects and distinct objects (tracks) per class:")
-        print(test_sets.to_string(index=False))
-        print("\nLabelling cost of each selection (mean over worlds and pool blocks):")
-        print(costs.groupby("method")[["frames", "boxes", "seconds"]].mean().to_string())
+    print(experiment_report(step.out_dir))
     minutes = (time.perf_counter() - start) / 60
     print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0
@@ -230,25 +183,14 @@ def _experiment(args: argparse.Namespace) -> int:
 def _curves(args: argparse.Namespace) -> int:
     """Learning curves from an experiment's models (recipe ``curves``, notebook
     ``41_learning_curves``): gains per round with 95% confidence intervals, the label share."""
-    from pathlib import Path
-
-    import pandas as pd
+    from alkit.experiments.reports import curves_report
 
     start = time.perf_counter()
     extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
     step = _recipe_step(args, "curves", "41_learning_curves", extra, progress=not args.no_progress)
     if step is None:
         return 1
-    curves = pd.read_csv(step.out_dir / "curves.csv")
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print("\nAP@0.5 after each round (mean over the replicates) and its gain over REFERENCE")
-        print("with 95% confidence intervals:")
-        print(curves[curves.metric == "AP50"].round(4).to_string(index=False))
-        print("\nEach arm minus the control, round by round (verdicts fixed in advance):")
-        print(pd.read_csv(step.out_dir / "rounds_verdicts.csv").round(4).to_string(index=False))
-        print("\nShare of the control's labels each arm needs to reach its final AP@0.5 (NaN: not")
-        print("within the rounds):")
-        print(pd.read_csv(step.out_dir / "label_share.csv").round(3).to_string(index=False))
+    print(curves_report(step.out_dir))
     minutes = (time.perf_counter() - start) / 60
     print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
     return 0

@@ -5,7 +5,13 @@ every write is atomic (temporary name, then rename).
 """
 
 from alkit.data.coco import CocoIndex, CocoRecord, frames_to_coco, load_coco, read_image
-from alkit.data.datasets import CocoFrames, VersionFrames, VirtualFrames, collate_frames
+from alkit.data.datasets import (
+    CocoFrames,
+    VersionFrames,
+    VirtualFrames,
+    collate_frames,
+    to_frames_dataset,
+)
 from alkit.data.manifest import read_manifest, write_manifest
 from alkit.data.materialize import materialize
 from alkit.data.versions import (
@@ -13,7 +19,6 @@ from alkit.data.versions import (
     append,
     list_versions,
     load_version,
-    to_frames_dataset,
 )
 
 __all__ = [

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from alkit.data.datasets import CachedFrames, VirtualFrames, collate_frames
-from alkit.data.versions import DatasetVersion, to_frames_dataset
+from alkit.data.datasets import CachedFrames, VirtualFrames, collate_frames, to_frames_dataset
+from alkit.data.versions import DatasetVersion
 from alkit.errors import ConfigError, DataError
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alkit.data.datasets import SIM_PREFIX, CachedFrames, FrameSource, VirtualFrames
-from alkit.data.versions import DatasetVersion, cached_frames
+from alkit.data.datasets import SIM_PREFIX, CachedFrames, FrameSource, VirtualFrames, cached_frames
+from alkit.data.versions import DatasetVersion
 from alkit.errors import DataError
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from alkit.data import storage
-from alkit.data.datasets import CocoFrames, VirtualFrames
+from alkit.data.datasets import CocoFrames, VirtualFrames, to_frames_dataset
 from alkit.data.frames import Frame
 from alkit.data.materialize import materialize
 from alkit.data.versions import (
@@ -18,7 +18,6 @@ from alkit.data.versions import (
     append,
     list_versions,
     load_version,
-    to_frames_dataset,
     version_url,
 )
 from alkit.errors import ConfigError, DataError, IntegrityError
