@@ -5,6 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.alkit-installed
 TORCH  ?= torch==2.13.0
+# pytest-xdist workers: tests that share a module or a session fixture run on one worker
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
 
 .PHONY: install test test-fast demo lint format clean browser-deps gpu-check
 
@@ -26,17 +29,18 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # Debian's chromium for tests/widgets/test_browser.py, installed by apt when missing and apt can
-# (as root); never fails: without it the browser tests are skipped, saying why.
+# (as root); never fails itself: without chromium the browser tests are skipped, saying why,
+# except under CI=true, where they fail.
 browser-deps:
 	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "chromium not installed (apt-get install chromium): browser tests will be skipped")
 
 test: lint browser-deps
-	$(PY) -m pytest
+	$(PYTEST) --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 demo: $(STAMP)
 	$(PY) -m alkit demo

@@ -16,10 +16,65 @@ TRAINING_FIXTURES = frozenset({"ab_run", "tiny_experiment", "tiny_curves", "loop
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Mark ``slow`` every test that uses a training fixture (before ``-m`` selects)."""
+    """Mark ``slow`` every test that uses a training fixture (before ``-m`` selects), and put
+    each test in its ``xdist_group`` (``one_worker_each``)."""
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    one_worker_each(items)
+
+
+def _session_fixtures(item) -> set[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    return {name for name, defs in info.name2fixturedefs.items()
+            if defs and defs[-1].scope == "session"}  # fmt: skip
+
+
+def one_worker_each(items) -> None:
+    """``make test`` runs on two workers (pytest-xdist, ``--dist loadgroup``): a test module
+    and every module that shares a session fixture with it (a trained run, a server) form one
+    group, run by one worker, so nothing expensive is built twice. Groups holding slow tests
+    go first, so the long ones start early and the short ones fill in."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    cheap = {"tmp_path_factory", "worker_id", "testrun_uid"}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        for name in _session_fixtures(item) - cheap:
+            if not name.startswith("_"):
+                parent[find(module)] = find("fixture:" + name)
+        find(module)
+    slow: set[str] = set()
+    for item in items:
+        group = find(item.nodeid.split("::", 1)[0])
+        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("slow"):
+            slow.add(group)
+    order = {id(item): i for i, item in enumerate(items)}
+
+    def key(item):
+        group = find(item.nodeid.split("::", 1)[0])
+        return (group not in slow, order[id(item)])
+
+    items.sort(key=key)
+
+
+def pytest_configure(config):
+    """A worker of ``make test`` (pytest-xdist) runs torch and its kernels on one thread:
+    two workers share the two cores."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

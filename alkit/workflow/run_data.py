@@ -1,5 +1,5 @@
 """A run's data: the synthetic world (:class:`WorldData`), or a team's own labelled COCO
-set and pool (:class:`OwnData`), behind one interface (:class:`RunData`).
+set and pool (:class:`CocoData`), behind one interface (:class:`RunData`).
 
 ``01 TRAIN`` decides which, from its parameters, and writes ``<out_dir>/data.json``; the
 later steps take that path (``data_path``) and ask it for what they need: the initial
@@ -71,7 +71,7 @@ def check_classes_of_interest(classes_of_interest: Sequence[str], classes: Seque
 
 
 class RunData(ABC):
-    """Where a run's data come from: :class:`WorldData` or :class:`OwnData`, one interface
+    """Where a run's data come from: :class:`WorldData` or :class:`CocoData`, one interface
     (see the module docstring); plain values, saved as ``data.json``.
 
     Both have ``classes`` (the classes the detectors learn) and ``version``
@@ -92,7 +92,7 @@ class RunData(ABC):
     def load(url: str) -> RunData:
         """The ``data.json`` a train step wrote: world data where it names a world."""
         raw = storage.read_json(url)
-        kind = WorldData if isinstance(raw, Mapping) and raw.get("world") else OwnData
+        kind = WorldData if isinstance(raw, Mapping) and raw.get("world") else CocoData
         names = {f.name for f in fields(kind)}
         try:
             data = kind(**{k: v for k, v in raw.items() if k in names})
@@ -197,7 +197,7 @@ class WorldData(RunData):
 
 
 @dataclass(frozen=True)
-class OwnData(RunData):
+class CocoData(RunData):
     """A team's own labelled COCO set (``labelled``, its images under ``images_root``, its
     categories renamed by ``category_map``), letterboxed into ``input_size``."""
 
@@ -217,7 +217,7 @@ class OwnData(RunData):
         classes: Sequence[str] = (),
         category_map: Mapping[str, str] | None = None,
         input_size: Sequence[int] = (96, 160),
-    ) -> OwnData:
+    ) -> CocoData:
         """Own data; checks that ``classes`` are among the file's (mapped) categories."""
         category_map = dict(category_map or {})
         names = list(dict.fromkeys(m for _, m in mapped_categories(labelled, category_map)))
@@ -238,9 +238,9 @@ class OwnData(RunData):
             input_size=check_input_size(input_size),
         )
 
-    def normalized(self) -> OwnData:
+    def normalized(self) -> CocoData:
         size = None if self.input_size is None else tuple(self.input_size)
-        return OwnData(self.labelled, self.images_root, tuple(self.classes),
+        return CocoData(self.labelled, self.images_root, tuple(self.classes),
                        dict(self.category_map), size, dict(self.version))  # fmt: skip
 
     def _ignored(self, url: str) -> list[str]:
@@ -294,7 +294,7 @@ class OwnData(RunData):
         return {"test": CachedFrames(frames)}
 
 
-def check_own_data(values: Mapping[str, Any]) -> OwnData | None:
+def check_own_data(values: Mapping[str, Any]) -> CocoData | None:
     """Before a run on own data trains for minutes: the labelled file's categories, the
     classes, the classes of interest and the pool (opened, so a bad folder fails now).
     ``values``: the run's parameters; ``None`` when they name no own data."""
@@ -302,7 +302,7 @@ def check_own_data(values: Mapping[str, Any]) -> OwnData | None:
         if values.get("pool"):
             raise ConfigError("pool is set but labelled is not: give the labelled COCO set too")
         return None
-    data = OwnData.of_coco(values["labelled"], values.get("images_root", ""),
+    data = CocoData.of_coco(values["labelled"], values.get("images_root", ""),
                            values.get("classes", ()), values.get("category_map"),
                            values.get("input_size", (96, 160)))  # fmt: skip
     if "classes_of_interest" in values:
@@ -319,7 +319,7 @@ def load_run_data(url: str) -> RunData:
 
 
 __all__ = [
-    "OwnData",
+    "CocoData",
     "RunData",
     "WorldData",
     "check_classes_of_interest",

@@ -47,7 +47,7 @@ from alkit.query.methods import BASELINES
 from alkit.query.pool_query import Queried, query_pool
 from alkit.query.selection import load_selection
 from alkit.sim.experiment import initial_frame_ids, make_world
-from alkit.workflow.run_data import OwnData, RunData, WorldData, check_classes_of_interest
+from alkit.workflow.run_data import CocoData, RunData, WorldData, check_classes_of_interest
 
 #: The labellers of ANNOTATE (``alkit.annotate.labellers``): the simulated oracle, or a
 #: labelling tool through files.
@@ -130,7 +130,7 @@ def train_step(
         labelled, data = _version_at(version_path)
         tag = labelled.hash
     elif v["labelled"]:
-        data = OwnData.of_coco(v["labelled"], v["images_root"], v["classes"],
+        data = CocoData.of_coco(v["labelled"], v["images_root"], v["classes"],
                                v["category_map"], v["input_size"])  # fmt: skip
         labelled = data.initial_version()
         tag = labelled.hash

@@ -11,7 +11,7 @@ from PIL import Image
 
 from alkit.data.datasets import CocoFrames, find_images_root
 from alkit.errors import DataError
-from alkit.workflow.run_data import OwnData
+from alkit.workflow.run_data import CocoData
 
 H, W = 24, 32
 
@@ -51,7 +51,7 @@ def test_each_layout_finds_its_images(tmp_path, layout):
     assert Path(frames.image_url(0)) == images / "a.png"
     item = frames[0]
     assert item["image"].shape == (3, H, W) and item["frame_id"] == 7
-    data = OwnData.of_coco(str(coco), input_size=(H, W))  # what the loop's TRAIN reads
+    data = CocoData.of_coco(str(coco), input_size=(H, W))  # what the loop's TRAIN reads
     assert Path(data.images_root) == images
     version = data.initial_version()
     assert version.frames.image_uri.tolist() == [str(images / "a.png")]
@@ -61,8 +61,8 @@ def test_images_root_given_elsewhere(tmp_path):
     coco, images = tmp_path / "labels" / "export.json", tmp_path / "photos" / "2024"
     write_set(coco, images)
     with pytest.raises(DataError, match="images_root"):
-        OwnData.of_coco(str(coco), input_size=(H, W))
-    data = OwnData.of_coco(str(coco), images_root=str(images), input_size=(H, W))
+        CocoData.of_coco(str(coco), input_size=(H, W))
+    data = CocoData.of_coco(str(coco), images_root=str(images), input_size=(H, W))
     assert Path(data.images_root) == images
     assert Path(CocoFrames(str(coco), str(images), classes=("person",)).image_url(0)) == (
         images / "a.png"
@@ -74,10 +74,10 @@ def test_no_layout_holds_the_images_lists_every_place_tried(tmp_path):
     write_set(coco, tmp_path / "elsewhere")
     folder = coco.parent
     with pytest.raises(DataError) as err:
-        OwnData.of_coco(str(coco), input_size=(H, W))
+        CocoData.of_coco(str(coco), input_size=(H, W))
     message = str(err.value)
     for place in (folder / "a.png", folder / "images" / "a.png", tmp_path / "set/images/a.png"):
         assert str(place) in message
     assert "-p images_root=" in message and "'a.png'" in message
     with pytest.raises(DataError, match=str(tmp_path / "nope" / "a.png")):
-        OwnData.of_coco(str(coco), images_root=str(tmp_path / "nope"), input_size=(H, W))
+        CocoData.of_coco(str(coco), images_root=str(tmp_path / "nope"), input_size=(H, W))

@@ -76,11 +76,22 @@ def _missing() -> str | None:
 
 
 MISSING = _missing()
+#: CI (``CI=true``) installs chromium (``make test``): there a missing browser fails the tests
+IN_CI = os.environ.get("CI") == "true"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(MISSING is not None, reason=f"browser test skipped: {MISSING}"),
+    pytest.mark.skipif(
+        MISSING is not None and not IN_CI, reason=f"browser test skipped: {MISSING}"
+    ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _browser_is_there():
+    """Under ``CI=true`` a missing browser is a failure, not a skip."""
+    if MISSING is not None:
+        pytest.fail(f"CI=true and the browser test cannot run: {MISSING}")
 
 
 @dataclass(frozen=True)

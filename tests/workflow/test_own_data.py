@@ -291,11 +291,11 @@ def test_cli_stops_for_labels_then_resumes(tmp_path):
 
 def test_a_test_set_with_more_categories_keeps_only_the_run_classes(tmp_path):
     """The test file's own categories decide what is left out (not the labelled file's)."""
-    from alkit.workflow.run_data import OwnData
+    from alkit.workflow.run_data import CocoData
 
     labelled = coco_set(tmp_path / "labelled", ("person",))
     test = coco_set(tmp_path / "test", CLASSES3)
-    data = OwnData.of_coco(labelled.instances, input_size=(64, 96))
+    data = CocoData.of_coco(labelled.instances, input_size=(64, 96))
     (frames,) = data.test_sets([], test=test.instances).values()
     assert len(frames) == 20  # every image of the three-class set
     labels = [int(lab) for i in range(len(frames)) for lab in frames[i]["labels"]]

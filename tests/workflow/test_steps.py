@@ -151,20 +151,20 @@ def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_pat
 
 
 def test_run_data_loads_as_its_kind(world, tmp_path):
-    """``data.json`` of the world loads as ``WorldData`` and of own data as ``OwnData``, both
+    """``data.json`` of the world loads as ``WorldData`` and of own data as ``CocoData``, both
     behind ``RunData``; a file written before the split (every field, ``world: null``)
     loads as own data."""
     from alkit.data.classes import CLASSES
     from alkit.sim.experiment import initial_frame_ids
-    from alkit.workflow.run_data import OwnData, RunData
+    from alkit.workflow.run_data import CocoData, RunData
 
     saved = RunData.load(WorldData.of_world(world).save(str(tmp_path / "world.json")))
     assert isinstance(saved, WorldData) and not saved.own and saved.input_size is None
     assert saved.sim.config == world.config and saved.classes == tuple(CLASSES)
     assert saved.initial_version(4).frame_ids == initial_frame_ids(world, 4)
-    own = OwnData(labelled="memory://x.json", classes=("person",), input_size=(64, 96))
+    own = CocoData(labelled="memory://x.json", classes=("person",), input_size=(64, 96))
     again = RunData.load(own.save(str(tmp_path / "own.json")))
-    assert again == own and isinstance(again, OwnData) and again.visible() is None
+    assert again == own and isinstance(again, CocoData) and again.visible() is None
     with pytest.raises(ConfigError, match="no synthetic world"):
         again.sim  # noqa: B018
     with pytest.raises(ConfigError, match="-p pool=URL"):
@@ -172,6 +172,6 @@ def test_run_data_loads_as_its_kind(world, tmp_path):
     old = {"world": None, "labelled": "memory://x.json", "images_root": "", "classes": ["a"],
            "category_map": {}, "input_size": [64, 96], "version": {}}  # fmt: skip
     (tmp_path / "old.json").write_text(json.dumps(old))
-    assert RunData.load(str(tmp_path / "old.json")) == OwnData(
+    assert RunData.load(str(tmp_path / "old.json")) == CocoData(
         "memory://x.json", classes=("a",), input_size=(64, 96)
     )
