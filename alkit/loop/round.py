@@ -35,7 +35,7 @@ from alkit.evaluate.predict import evaluate_model
 from alkit.evaluate.test_sets import COLUMNS, result_rows
 from alkit.loop.frames import FrameCache, frame_ids_of, version_frames
 from alkit.query.pool_query import Queried, QueryConfig, ScoringConfig, query_pool
-from alkit.query.selection import SelectionManifest, load_selection
+from alkit.query.selection import SelectionRecord, load_selection
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Acquired:
     for a method that needs no scores, or a reused selection)."""
 
     method: str
-    selection: SelectionManifest
+    selection: SelectionRecord
     path: Path
     batch: LabelledBatch
     version: DatasetVersion
@@ -188,7 +188,7 @@ def acquire_all(
 
 
 def acquired_as(
-    ctx: RoundContext, arm: Arm, selection: SelectionManifest, path: Path,
+    ctx: RoundContext, arm: Arm, selection: SelectionRecord, path: Path,
     parent: DatasetVersion, scores: pd.DataFrame | None = None,
 ) -> Acquired:  # fmt: skip
     """ANNOTATE -> APPEND of a selection made already."""

@@ -26,7 +26,7 @@ from alkit.query.methods import (
     select_frames,
 )
 from alkit.query.score import read_scores, score_pool
-from alkit.query.selection import SelectionManifest
+from alkit.query.selection import SelectionRecord
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Queried:
     method's picks (``method`` column); ``scores``: the scored frames with their metadata
     (``None`` without AL)."""
 
-    selections: dict[str, SelectionManifest]
+    selections: dict[str, SelectionRecord]
     paths: dict[str, Path]
     picks: pd.DataFrame
     scores: pd.DataFrame | None
@@ -173,7 +173,7 @@ def query_pool(
     selections, paths = {}, {}
     for method, table in picks.items():
         used = hashes if method in SCORED_METHODS else ()
-        selections[method] = SelectionManifest.from_table(method.lower(), table, recorded, used)
+        selections[method] = SelectionRecord.from_table(method.lower(), table, recorded, used)
         paths[method] = Path(out_dir) / "selections" / f"{name.format(method=method)}.json"
         selections[method].save(str(paths[method]))
     tables = pd.concat([t.assign(method=m) for m, t in picks.items()], ignore_index=True)

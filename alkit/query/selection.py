@@ -18,7 +18,7 @@ from alkit.errors import DataError, IntegrityError
 
 
 @dataclass(frozen=True)
-class SelectionManifest:
+class SelectionRecord:
     """Frames chosen for labelling.
 
     Attributes:
@@ -79,14 +79,14 @@ class SelectionManifest:
         return self.hash
 
 
-def load_selection(url: str) -> SelectionManifest:
+def load_selection(url: str) -> SelectionRecord:
     """Read a manifest and check its recorded hash."""
     raw = storage.read_json(url)
     recorded = raw.pop("hash", None)
     for key in ("frame_ids", "scores", "picked_for", "ensemble"):
         raw[key] = tuple(raw.get(key, ()))
     try:
-        manifest = SelectionManifest(**raw)
+        manifest = SelectionRecord(**raw)
     except TypeError as err:
         raise DataError(f"{url}: not a selection manifest ({err})") from None
     if recorded != manifest.hash:

@@ -10,7 +10,7 @@ Run commands::
 Each step executes ``notebooks/<step>.ipynb`` in a fresh kernel (``kernel_name``, by default
 ``python3``, which is this environment's Python) with the run folder as working directory. Its
 cache key hashes the notebook file, its resolved parameters (run-folder paths as ``{run}/...``)
-and its inputs: the output record of every upstream step it reads and the content of every
+and its inputs: the output listing of every upstream step it reads and the content of every
 existing path parameter outside the run folder. A step whose key, executed notebook and outputs
 are unchanged is skipped; so a rerun skips finished steps and a changed parameter reruns only
 the steps whose key it changes. A rerun with another key starts the step's ``out_dir`` afresh;
@@ -58,7 +58,7 @@ from alkit.workflow.runfolder import (
     logical,
     notebook_parameters,
     read_run_record,
-    tree_manifest,
+    tree_listing,
     write_run_record,
 )
 
@@ -105,7 +105,7 @@ def _is_fresh(record: dict | None, key: str, run_dir: Path) -> bool:
         return False
     if not (run_dir / record["executed"]).exists():
         return False
-    return json_sha256(tree_manifest(run_dir / record["out_dir"])) == record["outputs_sha256"]
+    return json_sha256(tree_listing(run_dir / record["out_dir"])) == record["outputs_sha256"]
 
 
 def _prepare(
@@ -177,20 +177,20 @@ def run_recipe(
         raise ConfigError(f"rerun: no step {sorted(forced - set(sources))}; steps: {list(sources)}")
     check_overrides(overrides, declared, {"out_dir", *(k for s in steps for k in s.inputs)})
     check_own_data(values | overrides)
-    record = read_run_record(run_dir) or {
+    run_record = read_run_record(run_dir) or {
         "format": FORMAT,
         "recipe": recipe,
         "created": _now(),
         "steps": {},
     }
-    if record.get("recipe") != recipe:
+    if run_record.get("recipe") != recipe:
         raise ConfigError(
-            f"{run_dir} holds a run of recipe {record.get('recipe')!r}, not {recipe!r}; "
+            f"{run_dir} holds a run of recipe {run_record.get('recipe')!r}, not {recipe!r}; "
             "use another --run-dir"
         )
     import papermill
 
-    record |= {
+    run_record |= {
         "profile": profile,
         "overrides": overrides,
         "run_dir": str(run_dir),
@@ -203,7 +203,7 @@ def run_recipe(
             "kernel": kernel_info(kernel_name),
         },
     }
-    records: dict[str, dict] = record["steps"]
+    records: dict[str, dict] = run_record["steps"]
     results = []
     for i, step in enumerate(steps, start=1):
         name, source = step.name, sources[step.name]
@@ -240,7 +240,7 @@ def run_recipe(
             "error": None,
         }
         records[name] = record
-        write_run_record(run_dir, record)
+        write_run_record(run_dir, run_record)
         log(f"[{i}/{len(steps)}] {name}: running (key {key[:12]})")
         start = time.perf_counter()
         try:
@@ -255,10 +255,10 @@ def run_recipe(
                     "notebook": str(err.notebook) if err.notebook else None,
                 },
             }
-            record |= {"status": "failed", "updated": _now()}
-            write_run_record(run_dir, record)
+            run_record |= {"status": "failed", "updated": _now()}
+            write_run_record(run_dir, run_record)
             raise
-        outputs = tree_manifest(out_dir)
+        outputs = tree_listing(out_dir)
         seconds = round(time.perf_counter() - start, 2)
         record |= {
             "status": "done",
@@ -267,7 +267,7 @@ def run_recipe(
             "outputs": outputs,
             "outputs_sha256": json_sha256(outputs),
         }
-        write_run_record(run_dir, record)
+        write_run_record(run_dir, run_record)
         log(f"[{i}/{len(steps)}] {name}: done in {seconds:.1f} s -> {run_dir / record['executed']}")
         results.append(
             StepResult(
@@ -279,8 +279,8 @@ def run_recipe(
                 seconds,
             )
         )
-    record |= {"status": "done", "updated": _now()}
-    path = write_run_record(run_dir, record)
+    run_record |= {"status": "done", "updated": _now()}
+    path = write_run_record(run_dir, run_record)
     return RunResult(run_dir, path, tuple(results))
 
 

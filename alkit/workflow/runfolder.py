@@ -42,7 +42,7 @@ def json_sha256(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tree_manifest(root: str | os.PathLike) -> dict[str, str]:
+def tree_listing(root: str | os.PathLike) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``root`` (``{}`` if it is absent);
     temporary files of atomic writes (``*.tmp-*``) are left out."""
     root = Path(root)
@@ -56,9 +56,9 @@ def tree_manifest(root: str | os.PathLike) -> dict[str, str]:
 
 
 def content_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder's ``tree_manifest``."""
+    """sha256 of a file, or of a folder's ``tree_listing``."""
     path = Path(path)
-    return json_sha256(tree_manifest(path)) if path.is_dir() else file_sha256(path)
+    return json_sha256(tree_listing(path)) if path.is_dir() else file_sha256(path)
 
 
 def is_path_parameter(name: str) -> bool:
@@ -271,6 +271,6 @@ __all__ = [
     "json_sha256",
     "logical",
     "read_run_record",
-    "tree_manifest",
+    "tree_listing",
     "write_run_record",
 ]

@@ -16,7 +16,7 @@ from alkit.data.frames import Frame
 from alkit.data.lineage import append_batch, code_version, lineage, lineage_info
 from alkit.data.versions import DatasetVersion, list_versions, load_version, version_url
 from alkit.errors import DataError, IntegrityError
-from alkit.query.selection import SelectionManifest
+from alkit.query.selection import SelectionRecord
 from tests.fakeworld import FakeWorld
 
 WORLD = FakeWorld(min_boxes=1)
@@ -24,8 +24,8 @@ ORACLE = OracleLabeller(WORLD)
 ENSEMBLE = ("a" * 64, "b" * 64)
 
 
-def selection(ids) -> SelectionManifest:
-    return SelectionManifest("al", tuple(ids), params={"budget": len(ids)}, ensemble=ENSEMBLE)
+def selection(ids) -> SelectionRecord:
+    return SelectionRecord("al", tuple(ids), params={"budget": len(ids)}, ensemble=ENSEMBLE)
 
 
 @pytest.fixture

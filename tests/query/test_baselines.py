@@ -81,10 +81,10 @@ def test_bad_input():
 
 def test_selection_manifest_round_trip_and_tamper(tmp_path):
     from alkit.errors import IntegrityError
-    from alkit.query.selection import SelectionManifest, load_selection
+    from alkit.query.selection import SelectionRecord, load_selection
 
     picks = random_selection(manifest(), 10, seed=0)
-    sel = SelectionManifest.from_table("random", picks, {"k": 10, "seed": 0})
+    sel = SelectionRecord.from_table("random", picks, {"k": 10, "seed": 0})
     url = str(tmp_path / "sel.json")
     h = sel.save(url)
     again = load_selection(url)
@@ -94,7 +94,7 @@ def test_selection_manifest_round_trip_and_tamper(tmp_path):
     with pytest.raises(IntegrityError, match="sel.json"):
         load_selection(url)
     with pytest.raises(DataError, match="duplicate"):
-        SelectionManifest("al", (1, 1))
+        SelectionRecord("al", (1, 1))
 
 
 def test_count_selection_bad_counts_and_random_streams():

@@ -29,7 +29,7 @@ from alkit.workflow.runfolder import (
     content_sha256,
     external_inputs,
     logical,
-    tree_manifest,
+    tree_listing,
 )
 
 LOOP = [s.name for s in RECIPES["loop"]]
@@ -116,7 +116,7 @@ def test_hashes_and_keys(tmp_path: Path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.txt").write_text("x")
     (tmp_path / "a" / "y.tmp-123").write_text("partial")
-    assert list(tree_manifest(tmp_path / "a")) == ["x.txt"]
+    assert list(tree_listing(tmp_path / "a")) == ["x.txt"]
     before = content_sha256(tmp_path / "a")
     (tmp_path / "a" / "x.txt").write_text("y")
     assert content_sha256(tmp_path / "a") != before
@@ -178,21 +178,21 @@ def _ran(result) -> list[str]:
 def test_loop_runs_every_step_into_the_run_folder(loop_run):
     run_dir, result = loop_run
     assert _ran(result) == LOOP
-    manifest = json.loads((run_dir / "run.json").read_text())
-    assert manifest["status"] == "done" and manifest["recipe"] == "loop"
-    assert manifest["lineage"]["kernel"]["python"] == sys.executable
+    run_record = json.loads((run_dir / "run.json").read_text())
+    assert run_record["status"] == "done" and run_record["recipe"] == "loop"
+    assert run_record["lineage"]["kernel"]["python"] == sys.executable
     for name in LOOP:
-        step = manifest["steps"][name]
+        step = run_record["steps"][name]
         assert step["status"] == "done" and step["seconds"] > 0 and step["outputs"]
         assert (run_dir / f"steps/{name}.ipynb").exists()
         assert "<html" in (run_dir / f"steps/{name}.html").read_text()[:2000].lower()
         assert step["parameters"]["out_dir"] == f"{{run}}/out/{name}"
     assert not list((run_dir / "steps").glob("*.running.ipynb"))
     assert not list((run_dir / "steps").glob("*.failed.ipynb"))
-    query = manifest["steps"]["02_query"]
+    query = run_record["steps"]["02_query"]
     assert query["parameters"]["budget"] == 10  # the tiny profile
     assert query["parameters"]["ensemble_path"] == "{run}/out/01_train_ensemble/ensemble.json"
-    train_outputs = manifest["steps"]["01_train_ensemble"]["outputs_sha256"]
+    train_outputs = run_record["steps"]["01_train_ensemble"]["outputs_sha256"]
     assert query["inputs"]["ensemble_path"] == {
         "step": "01_train_ensemble",
         "outputs_sha256": train_outputs,
@@ -225,8 +225,8 @@ def test_rerun_hits_the_cache_for_every_step_even_when_moved(loop_run, tmp_path:
     moved = _copy(loop_run[0], tmp_path)
     again = run_recipe("loop", moved, "tiny", progress=False, log=lambda _: None)
     assert [s.status for s in again.steps] == ["cached"] * len(LOOP)
-    manifest = json.loads((moved / "run.json").read_text())
-    assert {s["last"] for s in manifest["steps"].values()} == {"cached"}
+    run_record = json.loads((moved / "run.json").read_text())
+    assert {s["last"] for s in run_record["steps"].values()} == {"cached"}
 
 
 @pytest.mark.slow
@@ -263,9 +263,9 @@ def test_failed_step_reports_its_notebook_and_error_and_a_rerun_resumes(
     assert err.notebook == moved / "steps/05_evaluate.failed.ipynb" and err.notebook.exists()
     assert str(err.notebook) in str(err) and "evaluate_step" in str(err)
     assert not (moved / "steps/05_evaluate.ipynb").exists()
-    manifest = json.loads((moved / "run.json").read_text())
-    assert manifest["status"] == "failed"
-    assert manifest["steps"]["05_evaluate"]["error"]["notebook"] == str(err.notebook)
+    run_record = json.loads((moved / "run.json").read_text())
+    assert run_record["status"] == "failed"
+    assert run_record["steps"]["05_evaluate"]["error"]["notebook"] == str(err.notebook)
     # after the fix (through the CLI), only the failed step runs
     args = ["run", "loop", "--profile", "tiny", "--run-dir", str(moved), "--no-progress"]
     assert main(args) == 0

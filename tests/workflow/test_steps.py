@@ -117,11 +117,11 @@ def test_open_ab_folder_names_what_is_missing(tmp_path):
 
 def test_annotate_step_with_a_labelling_tool_exports_then_imports(world, tmp_path):
     from alkit.annotate.tool import LabelsPending
-    from alkit.query.selection import SelectionManifest
+    from alkit.query.selection import SelectionRecord
     from alkit.workflow.steps import annotate_step
 
     ids = list(world.segment_frame_ids("pool"))[5:8]
-    selection = SelectionManifest.from_table("al", pd.DataFrame({"frame_id": ids}), {})
+    selection = SelectionRecord.from_table("al", pd.DataFrame({"frame_id": ids}), {})
     selection.save(str(tmp_path / "AL.json"))
     data_path = WorldData.of_world(world).save(str(tmp_path / "data.json"))
     args = (tmp_path / "03", data_path, str(tmp_path / "AL.json"))
