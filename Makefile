@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.alkit-installed
 TORCH  ?= torch==2.13.0
 # pytest-xdist workers: tests that share a module or a session fixture run on one worker
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: install test test-fast demo lint format clean browser-deps gpu-check
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from alkit.workflow.pipeline import RunResult, run_recipe
+from tests.labelstudio import labelstudio  # noqa: F401 - one Label Studio server per session
 
 #: Session fixtures that train: a test that uses one is ``slow`` (``make test-fast`` trains
 #: nothing).
@@ -36,7 +37,9 @@ def one_worker_each(items) -> None:
     """``make test`` runs on two workers (pytest-xdist, ``--dist loadgroup``): a test module
     and every module that shares a session fixture with it (a trained run, a server) form one
     group, run by one worker, so nothing expensive is built twice. Groups holding slow tests
-    go first, so the long ones start early and the short ones fill in."""
+    go first, the most slow tests first, so the long ones start early and the short ones
+    fill in (``--no-loadscope-reorder`` keeps this order). pytest-xdist 3.8 groups by
+    rewriting ``item._nodeid``, which pytest 9 no longer reads: pytest stays below 9."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -52,17 +55,17 @@ def one_worker_each(items) -> None:
             if not name.startswith("_"):
                 parent[find(module)] = find("fixture:" + name)
         find(module)
-    slow: set[str] = set()
+    slow: dict[str, int] = {}
     for item in items:
         group = find(item.nodeid.split("::", 1)[0])
         item.add_marker(pytest.mark.xdist_group(group))
         if item.get_closest_marker("slow"):
-            slow.add(group)
+            slow[group] = slow.get(group, 0) + 1
     order = {id(item): i for i, item in enumerate(items)}
 
     def key(item):
         group = find(item.nodeid.split("::", 1)[0])
-        return (group not in slow, order[id(item)])
+        return (-slow.get(group, 0), order[id(item)])
 
     items.sort(key=key)
 

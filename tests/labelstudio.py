@@ -15,7 +15,7 @@ impossible (no network, pip fails) is the test skipped, with pip's last error li
 Label Studio and pip print goes to log files, shown only on failure (:meth:`LabelStudioServer.
 log_tail`, :meth:`LabelStudioServer.show_log_on_failure`).
 
-Use it from a test module with ``from tests.labelstudio import labelstudio  # noqa: F401``.
+The fixture is registered in ``tests/conftest.py``: one server for the whole test session.
 """
 
 from __future__ import annotations

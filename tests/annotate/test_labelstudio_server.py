@@ -21,7 +21,7 @@ from alkit.annotate.tool import export_for_labelling, import_labels, labeling_co
 from alkit.data.classes import CLASSES
 from alkit.detector.network import Detections
 from tests.fakeworld import FakeWorld, H, W
-from tests.labelstudio import LabelStudioClient, labelstudio  # noqa: F401
+from tests.labelstudio import LabelStudioClient
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def in_px(result: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
 
 
-def test_labelling_round_through_a_real_label_studio(labelstudio: LabelStudioClient, tmp_path):  # noqa: F811
+def test_labelling_round_through_a_real_label_studio(labelstudio: LabelStudioClient, tmp_path):
     ls = labelstudio
     with ls.server.show_log_on_failure():
         url = ls.server.document_root / ROOT
@@ -208,7 +208,7 @@ def test_labelling_round_through_a_real_label_studio(labelstudio: LabelStudioCli
 
 
 def test_own_data_loop_resumes_from_a_real_label_studio_export(
-    labelstudio: LabelStudioClient,  # noqa: F811
+    labelstudio: LabelStudioClient,
     tmp_path,
 ):
     """The loop on own photographs: 02 QUERY, 03 ANNOTATE exports for Label Studio, the

@@ -27,7 +27,7 @@ from alkit.data.classes import CLASSES
 from alkit.data.versions import list_versions
 from alkit.query.score import read_scores
 from alkit.workflow.run_data import RunData
-from tests.labelstudio import LabelStudioClient, free_port, labelstudio  # noqa: F401
+from tests.labelstudio import LabelStudioClient, free_port
 from tests.serve.test_protocol import truth_regions
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def predictions_of(ls: LabelStudioClient, project: int) -> dict[int, list[dict]]
     return {t["id"]: t["predictions"] for t in ls.tasks(project)}
 
 
-def test_active_learning_inside_label_studio(labelstudio, run_dir, tmp_path):  # noqa: F811
+def test_active_learning_inside_label_studio(labelstudio, run_dir, tmp_path):
     ls = labelstudio
     port = free_port()
     backend_url = f"http://127.0.0.1:{port}"

@@ -182,8 +182,10 @@ def test_an_image_outside_the_pool_is_scored_on_the_fly(served, run_dir, tmp_pat
     pool, url = client.post("/predict", json={"tasks": tasks}).json()["results"]
     assert pool["acquisition"]["stored"] and not url["acquisition"]["stored"]
     assert url["result"] == [dict(r, id=r["id"].replace(f"{fid}-", "url-")) for r in pool["result"]]
-    for c, s in pool["acquisition"]["scores"].items():  # the stored scores were computed so too
-        assert url["acquisition"]["scores"][c] == pytest.approx(s, rel=1e-4, abs=1e-9)
+    # the stored scores were computed so too, in another process; a frame's mean MI of ~1e-6
+    # nats is a float32 difference of entropies up to ln 2, so it carries ~1e-7 of rounding
+    for c, s in pool["acquisition"]["scores"].items():
+        assert url["acquisition"]["scores"][c] == pytest.approx(s, rel=1e-4, abs=1e-7)
     assert url["score"] == pytest.approx(pool["score"], abs=2 / (2 * 10_000))
 
 
