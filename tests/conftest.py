@@ -51,9 +51,10 @@ def one_worker_each(items) -> None:
     cheap = {"tmp_path_factory", "worker_id", "testrun_uid"}
     for item in items:
         module = item.nodeid.split("::", 1)[0]
-        for name in _session_fixtures(item) - cheap:
+        for name in sorted(_session_fixtures(item) - cheap):
             if not name.startswith("_"):
-                parent[find(module)] = find("fixture:" + name)
+                a, b = sorted((find(module), find("fixture:" + name)))
+                parent[b] = a  # the smaller name is the root: the same on every worker
         find(module)
     slow: dict[str, int] = {}
     for item in items:
