@@ -18,6 +18,7 @@ import torch
 from alkit.annotate.detections import KeptBox, frame_detections, in_original
 from alkit.annotate.labelstudio import labelstudio_prediction
 from alkit.data.datasets import collate_frames
+from alkit.detector.module import resolve_precision
 from alkit.ensemble.store import Ensemble, load_ensemble
 from alkit.evaluate.predict import predict_detections
 from alkit.query.acquisition import frame_scores
@@ -28,11 +29,12 @@ from alkit.serve.ordering import QueueOrder
 
 def model_version(ensemble_path: str | Path, round_index: int) -> str:
     """``alkit-r<round>-<8 hex of the members' checkpoint sha256s>``."""
-    manifest = load_manifest_hashes(ensemble_path)
-    return f"alkit-r{round_index}-{hashlib.sha256(''.join(manifest).encode()).hexdigest()[:8]}"
+    hashes = checkpoint_hashes(ensemble_path)
+    return f"alkit-r{round_index}-{hashlib.sha256(''.join(hashes).encode()).hexdigest()[:8]}"
 
 
-def load_manifest_hashes(ensemble_path: str | Path) -> list[str]:
+def checkpoint_hashes(ensemble_path: str | Path) -> list[str]:
+    """The members' checkpoint sha256s, as their ``ensemble.json`` records them."""
     from alkit.data import storage
 
     members = storage.read_json(str(ensemble_path)).get("members") or []
@@ -96,6 +98,9 @@ class ServedModel:
         self.stored: pd.DataFrame = table.set_index("frame_id")[list(self.classes_of_interest)]
         self.round, self.trained_on, self.min_score = round_index, trained_on, min_score
         self.version = model_version(ensemble_path, round_index)
+        #: scores computed now use the pool's scoring precision: the members' training one
+        #: (``query_pool``), so a frame scores the same whether it was in the pool or not
+        self.precision = resolve_precision(self.ensemble.train_precision or "auto", "cpu")
 
     def frame_scores(self, images: Sequence[TaskImage]) -> list[tuple[dict[str, float], bool]]:
         """Per image: class of interest -> acquisition score, and whether it was stored."""
@@ -110,7 +115,8 @@ class ServedModel:
                 todo.append(k)
         if todo:
             batch = collate_frames([images[k].item for k in todo])["image"]  # (B, 3, H, W)
-            with torch.inference_mode():
+            bf16 = self.precision.startswith("bf16")
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 mi = mi_heatmaps(self.ensemble, batch)  # (B, C, h, w)
                 per_class = frame_scores(mi, "mean")  # (B, C)
             index = [self.classes.index(c) for c in self.classes_of_interest]

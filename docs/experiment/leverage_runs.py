@@ -99,11 +99,24 @@ def run(variant: str, world: int, jobs: list[str]) -> None:
 
 
 def tables() -> None:
-    """Every saved evaluation of every variant and retraining (nothing trains)."""
+    """Every saved evaluation of every variant and retraining (nothing trains), with the rows
+    of ``leverage.csv`` that no saved evaluation here replaces (runs of earlier sessions,
+    whose ``runs/`` folders are gone); where both hold a row, says how far they differ."""
     parts = [saved_curve(RUNS / variant, retraining, config(variant, 0).test_set,
                          variant=variant)
              for variant in VARIANTS for retraining in RETRAININGS.values()]  # fmt: skip
-    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    fresh = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    key = ["variant", "retrain", "world_seed", "budget", "finetune_seed", "class", "metric"]
+    rows = fresh
+    if (DOCS / "leverage.csv").exists():
+        kept = pd.read_csv(DOCS / "leverage.csv")
+        both = kept.merge(fresh, on=key, suffixes=("_kept", "_fresh"))
+        if len(both):
+            gap = (both.value_kept - both.value_fresh).abs().max()
+            print(f"{len(both)} rows rerun: largest difference to the kept value {gap:.3g}")
+        fresh_keys = fresh.set_index(key).index
+        rows = pd.concat([kept[~kept.set_index(key).index.isin(fresh_keys)], fresh])
+    rows = rows.sort_values(key, ignore_index=True)
     rows.to_csv(DOCS / "leverage.csv", index=False)
     summary = leverage_summary(rows)
     summary.to_csv(DOCS / "leverage_summary.csv", index=False)

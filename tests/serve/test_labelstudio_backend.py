@@ -203,6 +203,9 @@ def _round_trip(ls, backend_url, run_dir, server, log):
     new_order = sorted(open_tasks, key=lambda t: (open_tasks[t], t))
     print(f"queue under {first_version}: {old_order}\nqueue under {second}: {new_order}")
     assert old_order != new_order  # the queue re-ordered
+    # and the task a labeller gets next is another one than the old model would have given
+    # (this seeded run's; another run's two orders could share their first task by chance)
+    assert new_order[0] != old_order[0] and queue["id"] == new_order[0]
     # "Start Training" (POST /api/ml/<id>/train) reaches /webhook as START_TRAINING
     ls.request("POST", f"/api/ml/{ml['id']}/train", {})
     wait_for(lambda: "START_TRAINING" in log.read_text() or None, 30, "START_TRAINING", 0.5)
