@@ -20,9 +20,11 @@ from alkit.query.selection import load_selection
 
 pytestmark = pytest.mark.slow
 
-#: the tiny profile, with training and scoring long enough (seconds) to be killed inside
+#: the tiny profile, with round 1's training and scoring long enough (seconds) to be killed
+#: inside; round 2's training (after the kills) as short as the profile's
 PARAMS = [
-    "-p", 'train={"max_epochs": 1, "max_steps": 60, "warmup_steps": 1}',
+    "-p", 'train={"max_epochs": 1, "max_steps": 40, "warmup_steps": 1}',
+    "-p", 'round2_01_train_ensemble.train={"max_epochs": 1, "max_steps": 4, "warmup_steps": 1}',
     "-p", 'sessions={"initial": 2, "pool": 8, "test": 2}',
 ]  # fmt: skip
 
