@@ -90,7 +90,7 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {
             "world_profile": "night",
             "model": {"width": 8, "depth": 3, "stride": 2, "head_width": 16},
-            "train": {"max_epochs": 2},
+            "train": {"max_epochs": 8},
             "retrain_steps": 40,
             "pool_stride": 3,
         },

@@ -70,6 +70,9 @@ from alkit.sim.experiment import (
     world_pool,
 )
 
+#: The A/B test's arms: the seed's four, and RANDOM-night (random frames of the night pool AL
+#: chooses from: the fair control for an AL restricted to night frames)
+AB_METHODS = (*SEED_METHODS, "RANDOM-night")
 #: The tables' test sets, in print order.
 AB_TEST_SETS = ("global", "night_heldout", "night", "manual")
 
@@ -208,9 +211,9 @@ def ab_query(
     log: Callable[[str], None] = print,
 ) -> Queried:  # fmt: skip
     """Every method's selection (``<run>/selections/<METHOD>.json``, scores in ``<run>/scores``)."""
-    log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(SEED_METHODS)}")
+    log(f"QUERY the pool with {len(trained.ensemble)} members and {', '.join(AB_METHODS)}")
     ctx = replace(ab_context(setup), progress=progress)
-    return query(ctx, trained.ensemble, [Arm(m) for m in SEED_METHODS])
+    return query(ctx, trained.ensemble, [Arm(m) for m in AB_METHODS])
 
 
 # 3 ANNOTATE + 4 APPEND ------------------------------------------------------------------------
@@ -305,9 +308,10 @@ def ab_evaluate(
 
 
 # 6 REPORT -------------------------------------------------------------------------------------
-#: The A/B test's comparisons, first arm minus second (RANDOM-night and COUNT are arms of the
-#: replicated experiment, ``alkit.experiments.replicated``).
-AB_COMPARISONS = (("AL", "MANUAL"), ("AL", "METADATA"), ("AL", "RANDOM"), ("AL", REFERENCE))
+#: The A/B test's comparisons, first arm minus second (COUNT and the other acquisitions are
+#: arms of the replicated experiment, ``alkit.experiments.replicated``).
+AB_COMPARISONS = (("AL", "MANUAL"), ("AL", "METADATA"), ("AL", "RANDOM"), ("AL", "RANDOM-night"),
+                  ("AL", REFERENCE))  # fmt: skip
 
 
 def ab_verdicts(

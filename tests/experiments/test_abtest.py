@@ -32,7 +32,7 @@ TINY = ABConfig.from_dict(
 def test_whole_protocol_on_a_tiny_world(tmp_path):
     result = run_ab_test(TINY, tmp_path / "run", progress=False, log=lambda _: None)
     res = result.results
-    assert set(res.method) == {"REFERENCE", "AL", "MANUAL", "RANDOM", "METADATA"}
+    assert set(res.method) == {"REFERENCE", "AL", "MANUAL", "RANDOM", "METADATA", "RANDOM-night"}
     assert set(res.split) == {0, 1, 2}
     assert set(res.test_set) == {"global", "night_heldout", "night", "manual"}
     assert set(res.metric) >= {"wMAP", "mAP_large", "mAP_medium"}
@@ -49,7 +49,7 @@ def test_whole_protocol_on_a_tiny_world(tmp_path):
     assert {"relative_mean", "relative_std", "value_mean"} <= set(summary.columns)
     assert set(summary["class"]) <= {"person", "bicycle"}
     sel = result.selections
-    assert list(sel.index) == ["AL", "MANUAL", "RANDOM", "METADATA"]
+    assert list(sel.index) == ["AL", "MANUAL", "RANDOM", "METADATA", "RANDOM-night"]
     assert (sel.frames == 10).all() and "sessions" in sel.columns
     # the curator watches whole drives (contiguous frames); the ensemble scores every 2nd frame
     manual = np.sort(load_selection(str(result.run_dir / "selections" / "MANUAL.json")).frame_ids)
