@@ -80,12 +80,11 @@ PROFILES: dict[str, dict[str, Any]] = {
 #: the replicates and analysis are ``ExperimentConfig``'s fields, ``workers`` the world seeds
 #: run at once (``run_experiment``).
 RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # the demo (``make demo``) within 15 min on a 2-core AVX2 CPU in fp32 (it took 45 min with
-    # the quick detector): the experiment's world (half the initial drives at night) and its
-    # U-Net of width 8 at output stride 2 (night people are a few px: REFERENCE's night AP@0.5
-    # 0.051 against 0.007 with the quick world at stride 4, in 12.8 against 14.2 min), 2 epochs,
-    # 40 fine-tuning steps, every 3rd pool frame scored; it is not powered whatever its size
-    # (``alkit experiment`` is)
+    # the demo (``make demo``) within 15 min on 2 CPU cores: the experiment's world (half the
+    # initial drives at night) and its U-Net of width 8 at output stride 2 (night people are a
+    # few px), 8 epochs a member (REFERENCE's night AP@0.5 0.22 for people in 12.1 min in
+    # bf16-mixed on an AVX-512 bf16 CPU; 2 epochs gave 0.09), 40 fine-tuning steps, every 3rd
+    # pool frame scored; it is not powered whatever its size (``alkit experiment`` is)
     "ab": {
         "quick": {
             "world_profile": "night",
