@@ -208,6 +208,8 @@ class CocoData(RunData):
     input_size: tuple[int, int] | None = None
     version: dict = field(default_factory=dict)
     own: ClassVar[bool] = True
+    #: own data has no synthetic world (``WorldData.world`` is its config)
+    world: ClassVar[None] = None
 
     @classmethod
     def of_coco(

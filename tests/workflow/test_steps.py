@@ -165,6 +165,7 @@ def test_run_data_loads_as_its_kind(world, tmp_path):
     own = CocoData(labelled="memory://x.json", classes=("person",), input_size=(64, 96))
     again = RunData.load(own.save(str(tmp_path / "own.json")))
     assert again == own and isinstance(again, CocoData) and again.visible() is None
+    assert again.world is None and "world" not in json.loads((tmp_path / "own.json").read_text())
     with pytest.raises(ConfigError, match="no synthetic world"):
         again.sim  # noqa: B018
     with pytest.raises(ConfigError, match="-p pool=URL"):
