@@ -56,19 +56,14 @@ def one_worker_each(items) -> None:
                 a, b = sorted((find(module), find("fixture:" + name)))
                 parent[b] = a  # the smaller name is the root: the same on every worker
         find(module)
+    group = {id(item): find(item.nodeid.split("::", 1)[0]) for item in items}
     slow: dict[str, int] = {}
     for item in items:
-        group = find(item.nodeid.split("::", 1)[0])
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(group[id(item)]))
         if item.get_closest_marker("slow"):
-            slow[group] = slow.get(group, 0) + 1
+            slow[group[id(item)]] = slow.get(group[id(item)], 0) + 1
     order = {id(item): i for i, item in enumerate(items)}
-
-    def key(item):
-        group = find(item.nodeid.split("::", 1)[0])
-        return (-slow.get(group, 0), order[id(item)])
-
-    items.sort(key=key)
+    items.sort(key=lambda item: (-slow.get(group[id(item)], 0), order[id(item)]))
 
 
 def pytest_configure(config):

@@ -218,6 +218,11 @@ class Ensemble(nn.Module):
         records = self.record_json.get("members") or [{}]
         return (records[0].get("train_config") or {}).get("precision")
 
+    @property
+    def checkpoint_hashes(self) -> list[str]:
+        """The members' checkpoint sha256s, as their ``ensemble.json`` records them."""
+        return [str(m.get("sha256", "")) for m in self.record_json.get("members") or []]
+
     @torch.inference_mode()
     def forward_probs(self, images: Tensor) -> Tensor:
         """``images (B, 3, H, W)`` in [0, 1] -> per-member sigmoid heatmaps
@@ -292,7 +297,7 @@ def load_ensemble(record_path: str | os.PathLike, map_location: Any = "cpu") -> 
         if digest != record.sha256:
             raise IntegrityError(
                 f"checkpoint {path} (member {record.index}) has sha256 {digest[:16]}..., the "
-                f"record_json records {record.sha256[:16]}...: the file was modified or corrupted; "
+                f"ensemble record has {record.sha256[:16]}...: the file was modified or corrupted; "
                 "restore it or retrain that member"
             )
         checkpoint = _load_checkpoint(path, map_location)

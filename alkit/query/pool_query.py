@@ -104,6 +104,16 @@ def member_hashes(members: Sequence[nn.Module] | nn.Module) -> list[str]:
     return [weights_sha256(m) for m in members]
 
 
+def scoring_precision(
+    members: Sequence[nn.Module] | nn.Module, requested: str | None = None,
+    accelerator: str = "auto",
+) -> str:  # fmt: skip
+    """The precision pool scoring runs in: ``requested``, else the members' training one (an
+    ``Ensemble``'s ``train_precision``), else ``"auto"``, resolved for ``accelerator``."""
+    trained = getattr(members, "train_precision", None)
+    return resolve_precision(requested or trained or "auto", accelerator)
+
+
 def query_pool(
     members: Sequence[nn.Module],
     pool: Pool,
@@ -138,8 +148,6 @@ def query_pool(
     hashes = member_hashes(members)
     if set(methods) & set(SCORED_METHODS):
         to_score = watched.every(config.pool_stride).without(taken)
-        trained = getattr(members, "train_precision", None)
-        precision = scoring.precision or trained or "auto"
         url = str(Path(out_dir) / "scores" / name.format(method="AL"))
         score_pool(
             members,
@@ -152,7 +160,7 @@ def query_pool(
             num_workers=scoring.num_workers,
             accelerator=scoring.accelerator,
             devices=scoring.devices,
-            precision=resolve_precision(precision, scoring.accelerator),
+            precision=scoring_precision(members, scoring.precision, scoring.accelerator),
             progress=progress,
         )
         scored = read_scores(url).merge(to_score.metadata, on="frame_id")
@@ -185,5 +193,6 @@ __all__ = [
     "Queried",
     "ScoringConfig",
     "member_hashes",
+    "scoring_precision",
     "query_pool",
 ]

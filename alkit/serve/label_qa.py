@@ -194,7 +194,7 @@ def qa_labels(
     table = qa_batch(batch, ensemble, frames.source, out, frames.own, held, config)
     record = lineage_info(
         None,
-        [m["sha256"] for m in ensemble.record_json["members"]],
+        ensemble.checkpoint_hashes,
         {
             "labels": str(labels),
             "labels_sha256": storage.file_sha256(labels),

@@ -18,27 +18,19 @@ import torch
 from alkit.annotate.detections import KeptBox, frame_detections, in_original
 from alkit.annotate.labelstudio import labelstudio_prediction
 from alkit.data.datasets import collate_frames
-from alkit.detector.module import resolve_precision
 from alkit.ensemble.store import Ensemble, load_ensemble
 from alkit.evaluate.predict import predict_detections
 from alkit.query.acquisition import frame_scores
+from alkit.query.pool_query import scoring_precision
 from alkit.query.score import mi_heatmaps, read_scores
 from alkit.serve.frames import TaskImage
 from alkit.serve.ordering import QueueOrder
 
 
-def model_version(ensemble_path: str | Path, round_index: int) -> str:
+def model_version(ensemble: Ensemble, round_index: int) -> str:
     """``alkit-r<round>-<8 hex of the members' checkpoint sha256s>``."""
-    hashes = checkpoint_hashes(ensemble_path)
-    return f"alkit-r{round_index}-{hashlib.sha256(''.join(hashes).encode()).hexdigest()[:8]}"
-
-
-def checkpoint_hashes(ensemble_path: str | Path) -> list[str]:
-    """The members' checkpoint sha256s, as their ``ensemble.json`` records them."""
-    from alkit.data import storage
-
-    members = storage.read_json(str(ensemble_path)).get("members") or []
-    return [str(m.get("sha256", "")) for m in members]
+    hashes = "".join(ensemble.checkpoint_hashes)
+    return f"alkit-r{round_index}-{hashlib.sha256(hashes.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -97,10 +89,10 @@ class ServedModel:
         self.order = QueueOrder.of(table, self.classes_of_interest)
         self.stored: pd.DataFrame = table.set_index("frame_id")[list(self.classes_of_interest)]
         self.round, self.trained_on, self.min_score = round_index, trained_on, min_score
-        self.version = model_version(ensemble_path, round_index)
-        #: scores computed now use the pool's scoring precision: the members' training one
-        #: (``query_pool``), so a frame scores the same whether it was in the pool or not
-        self.precision = resolve_precision(self.ensemble.train_precision or "auto", "cpu")
+        self.version = model_version(self.ensemble, round_index)
+        #: scores computed now use the pool's scoring precision (``query_pool``'s), so a frame
+        #: scores the same whether it was in the pool or not
+        self.precision = scoring_precision(self.ensemble, accelerator="cpu")
 
     def frame_scores(self, images: Sequence[TaskImage]) -> list[tuple[dict[str, float], bool]]:
         """Per image: class of interest -> acquisition score, and whether it was stored."""
