@@ -71,13 +71,16 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 
 #: What a recipe changes in a profile. ``ab``: the demo's time. ``experiment``
-#: (``alkit.experiments.replicated``): its world is profile ``night`` (half night drives in
-#: the initial set, 40 unseen night test drives, ``alkit.sim.config``) and its detector
-#: predicts on a stride-2 grid (on the quick frames half the night bicycles are under 4 px
-#: tall), narrower (width 8) to pay for it;
-#: REFERENCE trains twice the members' epochs (night AP@0.5 rose about 1.7x from 500 to 1,000
-#: steps in a probe on another world configuration; the ensemble only ranks frames);
-#: the replicates and analysis are ``ExperimentConfig``'s fields, ``workers`` the world seeds
+#: (``alkit.experiments.replicated``): the regime issue 19's learning curve chose before any
+#: arm ran (README, ``docs/experiment/leverage*``): world profile ``night_lean`` (6 night
+#: drives of 40 in the initial set: a data-limited night learner) with a pool of 720 drives
+#: (about 50,000 night frames: 50x the budget), 1,000 night frames per arm (random ones raise
+#: REFERENCE's night AP@0.5 by 7x its fine-tuning noise for people, 3.5x for bicycles),
+#: retraining as the seed did (the union, every frame alike, at least one epoch of it), the
+#: scoring members on the learner's schedule (8 epochs, like REFERENCE), a detector that
+#: predicts on a stride-2 grid (night people are a few px), narrower (width 8) to pay for it;
+#: one pool block and 6 fine-tuning seeds per world (6 replicates), 4 world seeds; the
+#: replicates and analysis are ``ExperimentConfig``'s fields, ``workers`` the world seeds
 #: run at once (``run_experiment``).
 RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # the demo (``make demo``) within 15 min on 2 CPU cores: the experiment's world (half the
@@ -96,13 +99,20 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "experiment": {
         "quick": {
-            "world_profile": "night",
+            "world_profile": "night_lean",
+            "sessions": {"pool": 720},
             "model": {"width": 8, "depth": 3, "stride": 2, "head_width": 16},
+            "train": {"max_epochs": 8},
             "reference_train": {"max_epochs": 8},
-            "retrain_steps": 60,
-            "world_seeds": [0, 1],
-            "pool_blocks": 3,
-            "finetune_seeds": [0],
+            "budget": 1000,
+            "new_fraction": "natural",
+            "retrain_steps": 60,  # at least: one epoch of the union is more (125-188 steps)
+            "retrain_min_epochs": 1,
+            "world_seeds": [0, 1, 2, 3],
+            "pool_blocks": 1,
+            "finetune_seeds": [0, 1, 2, 3, 4, 5],
+            "arms": ["AL", "AL-peaks", "AL-kcenter", "AL-div", "COUNT", "MANUAL", "RANDOM-night",
+                     "ORACLE"],
             "test_set": "night_test",
             "workers": 2,
         },
