@@ -21,6 +21,14 @@ block<b>_ft<f>_<arm>_first<n>`` and ``..._<arm>_nf<share>``; a rerun skips them)
 ``efficiency.csv`` (``arm, budget, class, metric, gain, ci_low, ci_high, frames, seconds``),
 ``efficiency_summary.csv`` (per arm and class: ``labels_to_match``, ``seconds_per_point``),
 ``sensitivity.csv`` (verdict rows) and ``efficiency.png``.
+
+**Diagnostics of the score and of the picks** (``alkit.experiments.diagnostics``), per world
+and pool block: on ``diagnostic_frames`` scored frames, the share of each class's MI that falls
+inside its ground-truth boxes beside the share of the cells those boxes cover (what MI spread
+evenly would give), and the rank correlation of the mean-MI and peaks scores with hard-case
+objects given the object count (partial) beside the raw ones (``score_diagnostics.csv``);
+and for every arm the sessions its picks come from and its pairs of neighbouring frames
+(``pick_layout.csv``).
 """
 
 from __future__ import annotations
@@ -33,10 +41,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from torch.utils.data import DataLoader
 
 from alkit.data import storage
+from alkit.data.datasets import VirtualFrames, collate_frames
 from alkit.errors import ConfigError
+from alkit.experiments.diagnostics import (
+    box_cells,
+    mi_share_in_boxes,
+    partial_spearman,
+    pick_layout,
+)
 from alkit.experiments.replicated import (
+    HARD_TAGS,
     ExperimentConfig,
     _evaluated,
     experiment_config,
@@ -46,10 +63,12 @@ from alkit.experiments.replicated import (
     world_models,
 )
 from alkit.experiments.session_bootstrap import AnalysisPlan, session_bootstrap
+from alkit.experiments.stats import spearman
 from alkit.experiments.tables import REFERENCE
 from alkit.experiments.workers import run_world_seeds
 from alkit.loop import Arm
 from alkit.loop.round import acquired_as, appended_prefix, new_frames
+from alkit.query.score import mi_heatmaps, read_scores
 from alkit.query.selection import load_selection
 
 #: The arms whose learning curves are measured: the field's acquisitions, the control and
@@ -61,7 +80,8 @@ EFFICIENCY_ARMS = ("AL", "AL-peaks", "AL-kcenter", "RANDOM-night", "ORACLE")
 class FollowUpConfig:
     """``budgets``: the prefixes (frames) each of ``arms`` is also retrained on;
     ``finetune_seeds``: a subset of the experiment's; ``sensitivity_arms`` retrained with
-    ``new_fraction`` of each batch from the new frames; ``n_resamples`` of the bootstrap."""
+    ``new_fraction`` of each batch from the new frames; ``n_resamples`` of the bootstrap;
+    ``diagnostic_frames`` scored frames per block for the score's diagnostics."""
 
     budgets: tuple[int, ...] = (250, 500)
     arms: tuple[str, ...] = EFFICIENCY_ARMS
@@ -69,6 +89,7 @@ class FollowUpConfig:
     sensitivity_arms: tuple[str, ...] = ("AL", "RANDOM-night")
     new_fraction: float = 0.5
     n_resamples: int = 2000
+    diagnostic_frames: int = 300
 
 
 def prefix_name(arm: str, n: int) -> str:
@@ -97,15 +118,17 @@ def _check(config: ExperimentConfig, follow: FollowUpConfig) -> None:
 def run_world_followups(
     config: ExperimentConfig, follow: FollowUpConfig, seed: int, out_dir: Path,
     progress: bool, log: Callable,
-) -> tuple[dict, list[dict], dict[int, int]]:  # fmt: skip
-    """One world: ``(matches, costs, test sessions)`` of the prefixes, the shares and the
-    experiment's own evaluations they are compared with."""
+) -> tuple[dict, list[dict], dict[int, int], pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """One world: ``(matches, costs, test sessions, score diagnostics, pick layout)``: the
+    matches of the prefixes, the shares and the experiment's own evaluations they are
+    compared with."""
     models = world_models(config, seed, out_dir, progress, log)
     e = config.world_config(seed).run.ensemble
     shares = replace(models, ctx=replace(models.ctx, retraining=replace(
         models.ctx.retraining, new_fraction=follow.new_fraction)))  # fmt: skip
     evals = out_dir / "evaluations"
-    matches, costs = {}, []
+    classes = list(config.world_config(seed).run.query.classes_of_interest)
+    matches, costs, diagnostics, layouts = {}, [], [], []
 
     def kept(name: str, b: int, f: int, file: str) -> None:
         def missing():
@@ -116,14 +139,23 @@ def run_world_followups(
 
     for b, block in enumerate(pool_blocks(models.setup.pool, config.pool_blocks)):
         ctx = replace(models.ctx, pool=block)
-        got = {}
-        for method in dict.fromkeys((*follow.arms, *follow.sensitivity_arms)):
-            arm = Arm(method, seed=e.seed + b, name=f"block{b}_{{method}}",
-                      params={"pool_block": b})  # fmt: skip
+        arms, selections = {}, {}
+        for method in config.arms:
+            arms[method] = arm = Arm(method, seed=e.seed + b, name=f"block{b}_{{method}}",
+                                     params={"pool_block": b})  # fmt: skip
             path = ctx.out_dir / "selections" / f"{arm.file_name}.json"
             if not path.exists():
                 raise ConfigError(f"{path} is missing: finish the experiment first")
-            got[method] = acquired_as(ctx, arm, load_selection(str(path)), path, models.initial)
+            selections[method] = load_selection(str(path))
+        layouts.append(picks_layout(models.setup.world, selections)
+                       .assign(world_seed=seed, pool_block=b))  # fmt: skip
+        scored = read_scores(str(ctx.out_dir / "scores" / f"block{b}_AL"))
+        diag = score_diagnostics(models, scored, classes, follow.diagnostic_frames, seed=b)
+        diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
+        got = {}
+        for method in dict.fromkeys((*follow.arms, *follow.sensitivity_arms)):
+            path = ctx.out_dir / "selections" / f"{arms[method].file_name}.json"
+            got[method] = acquired_as(ctx, arms[method], selections[method], path, models.initial)
         for method in follow.arms:
             seconds = got[method].batch.seconds
             for n in follow.budgets:
@@ -151,7 +183,61 @@ def run_world_followups(
                 _, dets, truth = learned_evaluation(shares, a.version, part, b, f, file, name,
                                                     log)  # fmt: skip
                 matches[(name, seed, b, f)] = (dets, truth)
-    return matches, costs, test_sessions(models.setup.world, models.test_ids)
+    sessions = test_sessions(models.setup.world, models.test_ids)
+    return matches, costs, sessions, pd.concat(diagnostics), pd.concat(layouts)
+
+
+def score_diagnostics(
+    models, scored: pd.DataFrame, classes, n_frames: int, seed: int = 0, batch_size: int = 32
+) -> pd.DataFrame:
+    """Per class of interest, on up to ``n_frames`` of the ``scored`` frames (the score shards'
+    table): the mean share of the class's MI inside its ground-truth boxes over the frames
+    that hold the class, beside the mean share of cells those boxes cover; and Spearman's
+    correlation of the mean-MI and peaks scores with the frame's hard-case objects, raw and
+    given its object count (``partial_spearman``)."""
+    world, ensemble = models.setup.world, models.trained.ensemble
+    sample = scored.sample(min(n_frames, len(scored)), random_state=seed).set_index("frame_id")
+    frames = [world.frame(int(f)) for f in sample.index]
+    loader = DataLoader(VirtualFrames(world, list(sample.index)), batch_size=batch_size,
+                        collate_fn=collate_frames)  # fmt: skip
+    members = list(ensemble.members)
+    mi = np.concatenate([mi_heatmaps(members, b["image"]).float().numpy() for b in loader])
+    h, w = mi.shape[-2:]  # [N, C, h, w] nats
+    stride = frames[0].image.shape[1] / w
+    share = mi_share_in_boxes(mi, [f.boxes for f in frames], [f.labels for f in frames], stride)
+    rows = []
+    for cls in classes:
+        ci = list(ensemble.classes).index(cls)
+        count = np.array([int((f.labels == ci).sum()) for f in frames])
+        hard = np.array([sum(1 for lab, tags in zip(f.labels, f.attributes, strict=False)
+                             if lab == ci and set(tags) & set(HARD_TAGS))
+                         for f in frames])  # fmt: skip
+        area = np.array([box_cells(f.boxes[f.labels == ci], (h, w), stride).mean() for f in frames])
+        held = count > 0
+        row = {"class": cls, "frames": len(frames), "frames_with_class": int(held.sum()),
+               "mi_share_in_boxes": float(np.nanmean(share[held, ci])) if held.any() else np.nan,
+               "box_area_share": float(area[held].mean()) if held.any() else np.nan}  # fmt: skip
+        for kind, column in (("mean", cls), ("peaks", f"{cls}__peaks")):
+            if column not in sample:
+                continue
+            score = sample[column].to_numpy()
+            row[f"spearman_{kind}_vs_objects"] = spearman(score, count)
+            row[f"spearman_{kind}_vs_hard"] = spearman(score, hard)
+            row[f"partial_{kind}_vs_hard_given_objects"] = partial_spearman(score, hard, count)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def picks_layout(world, selections: dict) -> pd.DataFrame:
+    """``pick_layout`` of every arm's picks (``{method: SelectionRecord}``)."""
+    picks = pd.DataFrame(
+        [
+            {"method": m, "session_id": world.locate(f)[0], "frame_index": world.locate(f)[1]}
+            for m, sel in selections.items()
+            for f in sel.frame_ids
+        ]  # fmt: skip
+    )
+    return pick_layout(picks)
 
 
 def labels_to_match(budgets: Sequence[float], gains: Sequence[float], target: float) -> float:
@@ -211,7 +297,10 @@ def run_followups(
     efficiency = pd.DataFrame(zero + rows).sort_values(["arm", "class", "budget"])
     summary = efficiency_summary(efficiency, budget)
     sensitivity = v[v.comparison.isin([f"{a} vs {b}" for a, b in pairs])]
-    tables = {"efficiency": efficiency, "efficiency_summary": summary, "sensitivity": sensitivity}
+    diagnostics = pd.concat([p[3] for p in parts], ignore_index=True)
+    layout = pd.concat([p[4] for p in parts], ignore_index=True)
+    tables = {"efficiency": efficiency, "efficiency_summary": summary, "sensitivity": sensitivity,
+              "score_diagnostics": diagnostics, "pick_layout": layout}  # fmt: skip
     for name, table in tables.items():
         storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
     efficiency_figure(efficiency).savefig(out / "efficiency.png", dpi=110)

@@ -51,3 +51,26 @@ def test_followups_cut_each_selection_and_pair_with_the_experiment(tiny_experime
     rn = summary[summary.arm == "RANDOM-night"]
     assert (rn.labels_to_match <= 10).all()  # a curve reaches its own end
     assert (out / "efficiency.png").stat().st_size > 1000
+    # the score's diagnostics and every arm's pick layout, per world and block
+    diag = got["score_diagnostics"]
+    assert set(diag["class"]) == {"person", "bicycle"}
+    shares = diag[["mi_share_in_boxes", "box_area_share"]].stack()
+    assert ((shares >= 0) & (shares <= 1)).all()
+    layout = got["pick_layout"].set_index("method")
+    assert set(layout.index) == set(config.arms)
+    assert (layout.sessions <= layout.frames).all() and (layout.frames <= 10).all()
+
+
+def test_picks_layout_counts_sessions_and_neighbours():
+    from alkit.experiments.followups import picks_layout
+    from alkit.query.selection import SelectionRecord
+
+    class Grid:  # 100 frames per session
+        def locate(self, fid):
+            return fid // 100, fid % 100, 0
+
+    sel = {"A": SelectionRecord("a", (5, 7, 50, 120)), "B": SelectionRecord("b", (1, 101, 201))}
+    got = picks_layout(Grid(), sel).set_index("method")
+    # A: frames 5 and 7 of session 0 are 2 apart (neighbours), 50 is not; 120 alone
+    assert got.loc["A", ["frames", "sessions", "neighbour_pairs"]].tolist() == [4, 2, 1]
+    assert got.loc["B", ["frames", "sessions", "neighbour_pairs"]].tolist() == [3, 3, 0]
