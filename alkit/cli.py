@@ -196,6 +196,23 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _efficiency(args: argparse.Namespace) -> int:
+    """Label efficiency, the new-frame share and the score's diagnostics of a finished
+    experiment (recipe ``efficiency``, notebook ``42_label_efficiency``)."""
+    from alkit.experiments.reports import efficiency_report
+
+    start = time.perf_counter()
+    extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
+    step = _recipe_step(args, "efficiency", "42_label_efficiency", extra,
+                        progress=not args.no_progress)  # fmt: skip
+    if step is None:
+        return 1
+    print(efficiency_report(step.out_dir))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
+    return 0
+
+
 def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
     """What to do when the run stopped for labels: where the export is, how to resume."""
     import shlex
@@ -382,6 +399,17 @@ def main(argv: list[str] | None = None) -> int:
                         "out/40_experiment)")  # fmt: skip
     curves.add_argument("--no-progress", action="store_true", help="no progress bars")
     curves.set_defaults(func=_curves)
+    eff = sub.add_parser(
+        "efficiency", help="label efficiency (each arm's learning curve from prefixes of its "
+        "selection), the new-frame share and the score's diagnostics of a finished experiment",
+    )  # fmt: skip
+    _add_recipe_flags(eff, "runs/efficiency", "a parameter of notebook 42_label_efficiency: "
+                      "budgets, curve_arms, finetune_seeds, sensitivity_arms, new_fraction, "
+                      "workers")  # fmt: skip
+    eff.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
+                     help="the finished experiment's folder")  # fmt: skip
+    eff.add_argument("--no-progress", action="store_true", help="no progress bars")
+    eff.set_defaults(func=_efficiency)
     _add_serve_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -111,8 +111,16 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "world_seeds": [0, 1, 2, 3],
             "pool_blocks": 1,
             "finetune_seeds": [0, 1, 2, 3, 4, 5],
-            "arms": ["AL", "AL-peaks", "AL-kcenter", "AL-div", "COUNT", "MANUAL", "RANDOM-night",
-                     "ORACLE"],
+            "arms": [
+                "AL",
+                "AL-peaks",
+                "AL-kcenter",
+                "AL-div",
+                "COUNT",
+                "MANUAL",
+                "RANDOM-night",
+                "ORACLE",
+            ],
             "test_set": "night_test",
             "workers": 2,
         },
@@ -131,6 +139,18 @@ RECIPE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {"n_rounds": 4, "workers": 2},
         "full": {"workers": 1},
         "tiny": {"n_rounds": 2, "workers": 1},
+    },
+    # label efficiency of a finished experiment (``alkit.experiments.followups``)
+    "efficiency": {
+        "quick": {"workers": 2},
+        "full": {"workers": 1, "budgets": [500, 1000]},
+        "tiny": {
+            "budgets": [4],
+            "finetune_seeds": [0],
+            "n_resamples": 100,
+            "diagnostic_frames": 20,
+            "workers": 1,
+        },  # fmt: skip
     },
 }
 

@@ -16,11 +16,12 @@ frame of the union alike); ``sensitivity_arms`` are also retrained with ``new_fr
 every batch drawn from the new frames (the earlier design's 0.5), and the paired difference of
 the first two (AL vs RANDOM-night) is reported under both.
 
-Writes into the experiment's folder: evaluations beside its own (``world_<s>/evaluations/
-block<b>_ft<f>_<arm>_first<n>`` and ``..._<arm>_nf<share>``; a rerun skips them), and
-``efficiency.csv`` (``arm, budget, class, metric, gain, ci_low, ci_high, frames, seconds``),
-``efficiency_summary.csv`` (per arm and class: ``labels_to_match``, ``seconds_per_point``),
-``sensitivity.csv`` (verdict rows) and ``efficiency.png``.
+Writes evaluations beside the experiment's own (``world_<s>/evaluations/
+block<b>_ft<f>_<arm>_first<n>`` and ``..._<arm>_nf<share>``; a rerun skips them), and into
+its ``out_dir``: ``efficiency.csv`` (``arm, budget, class, metric, gain, ci_low, ci_high,
+frames, seconds``), ``efficiency_summary.csv`` (per arm and class: ``labels_to_match``,
+``seconds_per_point``), ``sensitivity.csv`` (verdict rows), ``score_diagnostics.csv``,
+``pick_layout.csv`` and ``efficiency.png``.
 
 **Diagnostics of the score and of the picks** (``alkit.experiments.diagnostics``), per world
 and pool block: on ``diagnostic_frames`` scored frames, the share of each class's MI that falls
@@ -78,13 +79,13 @@ EFFICIENCY_ARMS = ("AL", "AL-peaks", "AL-kcenter", "RANDOM-night", "ORACLE")
 
 @dataclass(frozen=True)
 class FollowUpConfig:
-    """``budgets``: the prefixes (frames) each of ``arms`` is also retrained on;
+    """``budgets``: the prefixes (frames) each of ``curve_arms`` is also retrained on;
     ``finetune_seeds``: a subset of the experiment's; ``sensitivity_arms`` retrained with
     ``new_fraction`` of each batch from the new frames; ``n_resamples`` of the bootstrap;
     ``diagnostic_frames`` scored frames per block for the score's diagnostics."""
 
     budgets: tuple[int, ...] = (250, 500)
-    arms: tuple[str, ...] = EFFICIENCY_ARMS
+    curve_arms: tuple[str, ...] = EFFICIENCY_ARMS
     finetune_seeds: tuple[int, ...] = (0, 1)
     sensitivity_arms: tuple[str, ...] = ("AL", "RANDOM-night")
     new_fraction: float = 0.5
@@ -107,7 +108,7 @@ def _check(config: ExperimentConfig, follow: FollowUpConfig) -> None:
     wrong = [n for n in follow.budgets if not 0 < n < budget]
     if wrong:
         raise ConfigError(f"follow-up budgets {wrong} must lie between 0 and the budget {budget}")
-    missing = sorted((set(follow.arms) | set(follow.sensitivity_arms)) - set(config.arms))
+    missing = sorted((set(follow.curve_arms) | set(follow.sensitivity_arms)) - set(config.arms))
     if missing:
         raise ConfigError(f"arms {missing} are not in the experiment (its arms: {config.arms})")
     seeds = sorted(set(follow.finetune_seeds) - set(config.finetune_seeds))
@@ -153,10 +154,10 @@ def run_world_followups(
         diag = score_diagnostics(models, scored, classes, follow.diagnostic_frames, seed=b)
         diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
         got = {}
-        for method in dict.fromkeys((*follow.arms, *follow.sensitivity_arms)):
+        for method in dict.fromkeys((*follow.curve_arms, *follow.sensitivity_arms)):
             path = ctx.out_dir / "selections" / f"{arms[method].file_name}.json"
             got[method] = acquired_as(ctx, arms[method], selections[method], path, models.initial)
-        for method in follow.arms:
+        for method in follow.curve_arms:
             seconds = got[method].batch.seconds
             for n in follow.budgets:
                 costs.append({"arm": method, "world_seed": seed, "pool_block": b, "budget": n,
@@ -164,9 +165,12 @@ def run_world_followups(
             costs.append({"arm": method, "world_seed": seed, "pool_block": b,
                           "budget": len(seconds), "seconds": float(seconds.sum())})  # fmt: skip
         for f in follow.finetune_seeds:
-            for method in (REFERENCE, *dict.fromkeys((*follow.arms, *follow.sensitivity_arms))):
+            for method in (
+                REFERENCE,
+                *dict.fromkeys((*follow.curve_arms, *follow.sensitivity_arms)),
+            ):
                 kept(method, b, f, f"block{b}_ft{f}_{method}")
-            for method in follow.arms:
+            for method in follow.curve_arms:
                 for n in follow.budgets:
                     a = got[method]
                     version = appended_prefix(ctx, a, n, models.initial, prefix_name(method, n))
@@ -253,22 +257,27 @@ def labels_to_match(budgets: Sequence[float], gains: Sequence[float], target: fl
 
 
 def run_followups(
-    out_dir: str | Path, follow: FollowUpConfig = FollowUpConfig(), workers: int = 1,
-    progress: bool = False, log: Callable[[str], None] = print,
+    experiment_dir: str | Path, follow: FollowUpConfig = FollowUpConfig(),
+    out_dir: str | Path | None = None, workers: int = 1, progress: bool = False,
+    log: Callable[[str], None] = print,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
-    """The follow-ups of the finished experiment in ``out_dir`` (see the module docstring)."""
-    out = Path(out_dir)
-    config = experiment_config(out)
+    """The follow-ups of the finished experiment in ``experiment_dir`` (see the module
+    docstring): evaluations beside the experiment's, tables and figure into ``out_dir``
+    (default: the experiment's folder)."""
+    experiment = Path(experiment_dir)
+    config = experiment_config(experiment)
     _check(config, follow)
+    out = Path(out_dir) if out_dir is not None else experiment
+    out.mkdir(parents=True, exist_ok=True)
     run = functools.partial(run_world_followups, config, follow)
-    parts = run_world_seeds(run, config.world_seeds, out, (), workers, progress, log)
+    parts = run_world_seeds(run, config.world_seeds, experiment, (), workers, progress, log)
     matches = {k: v for p in parts for k, v in p[0].items()}
     sessions = {s: p[2] for s, p in zip(config.world_seeds, parts, strict=True)}
     costs = pd.DataFrame([c for p in parts for c in p[1]])
     budget = config.world_config(config.world_seeds[0]).run.query.budget
     classes = list(config.world_config(config.world_seeds[0]).run.query.classes_of_interest)
-    curve = [(prefix_name(a, n), a, n) for a in follow.arms for n in follow.budgets]
-    curve += [(a, a, budget) for a in follow.arms]
+    curve = [(prefix_name(a, n), a, n) for a in follow.curve_arms for n in follow.budgets]
+    curve += [(a, a, budget) for a in follow.curve_arms]
     first, second = (follow.sensitivity_arms + (None, None))[:2]
     pairs = (
         [
@@ -293,7 +302,7 @@ def run_followups(
                          "frames": n, "seconds": float(seconds[(arm, n)])})  # fmt: skip
     zero = [{"arm": a, "budget": 0, "class": c, "metric": "AP50", "gain": 0.0, "ci_low": 0.0,
              "ci_high": 0.0, "frames": 0, "seconds": 0.0}
-            for a in follow.arms for c in classes]  # fmt: skip
+            for a in follow.curve_arms for c in classes]  # fmt: skip
     efficiency = pd.DataFrame(zero + rows).sort_values(["arm", "class", "budget"])
     summary = efficiency_summary(efficiency, budget)
     sensitivity = v[v.comparison.isin([f"{a} vs {b}" for a, b in pairs])]

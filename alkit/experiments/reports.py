@@ -1,7 +1,8 @@
 """The text reports the command line prints at the end of a run, read from its tables.
 
 ``ab_report`` (``python -m alkit demo``: the seed's A/B test), ``experiment_report``
-(``python -m alkit experiment``) and ``curves_report`` (``python -m alkit curves``) each take
+(``python -m alkit experiment``), ``curves_report`` (``python -m alkit curves``) and
+``efficiency_report`` (``python -m alkit efficiency``) each take
 the run's output folder and return the text; nothing is recomputed but the A/B verdicts (from
 ``results.csv``).
 """
@@ -108,4 +109,27 @@ def curves_report(out_dir: str | Path) -> str:
         ])  # fmt: skip
 
 
-__all__ = ["ab_report", "curves_report", "experiment_report"]
+def efficiency_report(out_dir: str | Path) -> str:
+    """Label efficiency, the new-frame share's sensitivity and the score's diagnostics."""
+    out = Path(out_dir)
+    read = {n: pd.read_csv(out / f"{n}.csv") for n in ("efficiency", "efficiency_summary",
+            "sensitivity", "score_diagnostics", "pick_layout")}  # fmt: skip
+    per = ["world_seed", "pool_block"]
+    with _wide():
+        return "\n".join([
+            "\nAP@0.5 gain over REFERENCE after each arm's first n frames, with 95% intervals:",
+            read["efficiency"].round(4).to_string(index=False),
+            "\nFrames each arm needs to reach RANDOM-night's gain at the full budget, and the",
+            "labelling seconds per AP point gained (inf: no gain):",
+            read["efficiency_summary"].round(3).to_string(index=False),
+            "\nAL vs RANDOM-night under both retrainings:",
+            read["sensitivity"].round(4).to_string(index=False),
+            "\nWhat the score looks at (mean over worlds and blocks):",
+            read["score_diagnostics"].drop(columns=per).groupby("class").mean().round(3)
+            .to_string(),
+            "\nWhere each arm's picks come from (mean over worlds and blocks):",
+            read["pick_layout"].drop(columns=per).groupby("method").mean().round(1).to_string(),
+        ])  # fmt: skip
+
+
+__all__ = ["ab_report", "curves_report", "efficiency_report", "experiment_report"]

@@ -78,6 +78,8 @@ RECIPES: dict[str, tuple[Step, ...]] = {
     "experiment": (Step("40_experiment"),),
     # rounds from an experiment's models (its folder: -p experiment_dir=...), learning curves
     "curves": (Step("41_learning_curves"),),
+    # label efficiency, new-frame share and the score's diagnostics of a finished experiment
+    "efficiency": (Step("42_label_efficiency"),),
 }
 
 

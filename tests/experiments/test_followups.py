@@ -26,12 +26,12 @@ def test_followups_cut_each_selection_and_pair_with_the_experiment(tiny_experime
     out = tmp_path / "experiment"
     shutil.copytree(out_dir, out)  # the shared fixture's folder stays as it is
     with pytest.raises(ConfigError, match="between 0 and the budget 10"):
-        run_followups(out, FollowUpConfig(budgets=(10,)), log=lambda _: None)
+        run_followups(out, FollowUpConfig(budgets=(10,)), tmp_path / "t", log=lambda _: None)
     follow = FollowUpConfig(budgets=(4,), finetune_seeds=(0, 1), n_resamples=100)
-    got = run_followups(out, follow, log=lambda _: None)
+    got = run_followups(out, follow, tmp_path / "tables", log=lambda _: None)
     eff = got["efficiency"]
     assert set(eff.budget) == {0, 4, 10}
-    assert set(eff.arm) == set(follow.arms)
+    assert set(eff.arm) == set(follow.curve_arms)
     # the full budget is the experiment's own evaluation: its gain is the experiment's verdict
     verdicts = tables["verdicts"]
     theirs = verdicts[(verdicts.comparison == "RANDOM-night vs REFERENCE")
@@ -50,7 +50,7 @@ def test_followups_cut_each_selection_and_pair_with_the_experiment(tiny_experime
     summary = got["efficiency_summary"]
     rn = summary[summary.arm == "RANDOM-night"]
     assert (rn.labels_to_match <= 10).all()  # a curve reaches its own end
-    assert (out / "efficiency.png").stat().st_size > 1000
+    assert (tmp_path / "tables" / "efficiency.png").stat().st_size > 1000
     # the score's diagnostics and every arm's pick layout, per world and block
     diag = got["score_diagnostics"]
     assert set(diag["class"]) == {"person", "bicycle"}

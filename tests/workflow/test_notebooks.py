@@ -173,6 +173,16 @@ def test_experiment_recipe_writes_verdicts_and_the_figure(tmp_path: Path):
     curves = pd.read_csv(rounds.out_dir / "curves.csv")
     assert set(curves.method) == {"AL", "RANDOM-night"} and set(curves["round"]) == {0, 1, 2}
     assert (step.out_dir / "world_0" / "rounds" / "evaluations").is_dir()
+    # label efficiency from the same experiment (recipe efficiency, notebook 42)
+    overrides = {"experiment_dir": str(step.out_dir), "curve_arms": ["AL", "RANDOM-night"]}
+    eff = run_recipe("efficiency", tmp_path / "eff", "tiny", overrides, progress=False,
+                     log=lambda _: None).step("42_label_efficiency")  # fmt: skip
+    outputs = _outputs_of_types(eff.notebook)
+    assert not any("error" in kinds for kinds in outputs.values())
+    assert "image/png" in outputs["eff42-07"]  # the curves with their intervals
+    table = pd.read_csv(eff.out_dir / "efficiency.csv")
+    assert set(table.arm) == {"AL", "RANDOM-night"} and set(table.budget) == {0, 4, 10}
+    assert (step.out_dir / "world_0" / "evaluations" / "block0_ft0_AL_first4.parquet").exists()
 
 
 @pytest.mark.slow
