@@ -138,9 +138,8 @@ class Backend:
         coi, min_score = self.run.classes_of_interest, self.params["min_score"]
         if index > 0:
             done = self.state.rounds[f"{index:03d}"]
-            return ServedModel(
-                done["ensemble"], done["scores"], coi, index, done["trained_on"], min_score
-            )
+            return ServedModel(done["ensemble"], done["scores"], coi, index, done["trained_on"],
+                               min_score, self.run.score_precision)  # fmt: skip
         scores = self.run.scores_url
         if not has_scores(scores):
             out = round_dir(self.folder, 0) / "query"
@@ -154,7 +153,8 @@ class Backend:
                 **self.run.query_values,
             )
             scores = str(out / "scores" / "AL")
-        return ServedModel(self.run.ensemble_path, scores, coi, 0, self.state.base, min_score)
+        return ServedModel(self.run.ensemble_path, scores, coi, 0, self.state.base, min_score,
+                           self.run.score_precision)  # fmt: skip
 
     @property
     def labels_since_training(self) -> int:
@@ -355,6 +355,7 @@ class Backend:
             int(folder.name),
             done["trained_on"],
             self.params["min_score"],
+            self.run.score_precision,
         )
         with self.lock:
             self.state.rounds[folder.name] = done

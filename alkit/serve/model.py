@@ -70,6 +70,8 @@ class ServedModel:
         round_index: the backend's round (0: the run's own ensemble).
         trained_on: the hash of the version it trained on.
         min_score: detections below it are left out of the predictions.
+        score_precision: the precision the run's QUERY scored in (``None``: the members'
+            training precision).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ServedModel:
         round_index: int,
         trained_on: str,
         min_score: float = 0.3,
+        score_precision: str | None = None,
     ) -> None:
         self.ensemble_path, self.scores_url = Path(ensemble_path), scores_url
         self.ensemble: Ensemble = load_ensemble(ensemble_path)
@@ -92,7 +95,7 @@ class ServedModel:
         self.version = model_version(self.ensemble, round_index)
         #: scores computed now use the pool's scoring precision (``query_pool``'s), so a frame
         #: scores the same whether it was in the pool or not
-        self.precision = scoring_precision(self.ensemble, accelerator="cpu")
+        self.precision = scoring_precision(self.ensemble, score_precision, accelerator="cpu")
 
     def frame_scores(self, images: Sequence[TaskImage]) -> list[tuple[dict[str, float], bool]]:
         """Per image: class of interest -> acquisition score, and whether it was stored."""

@@ -75,6 +75,15 @@ class LoopRun:
     def classes_of_interest(self) -> tuple[str, ...]:
         return tuple(self.query_values.get("classes_of_interest", ("person", "bicycle")))
 
+    @property
+    def score_precision(self) -> str | None:
+        """The precision QUERY was asked to score in (its values, else its profile's; ``None``:
+        the members' training precision, ``query.pool_query.scoring_precision``)."""
+        from alkit.config.profiles import profile_parameters
+
+        values = profile_parameters(self.query_profile) | self.query_values
+        return values.get("score_precision")
+
 
 def _real(value: Any, run_dir: Path) -> Any:
     """A recorded parameter with ``{run}`` replaced by the run folder."""
