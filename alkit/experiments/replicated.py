@@ -68,8 +68,10 @@ ARMS = ("AL", "AL-div", "AL-peaks", "AL-kcenter", "ORACLE", "RANDOM-night", "RAN
 #: The primary comparisons, named before any arm ran: each of the field's acquisitions
 #: against RANDOM-night (Holm-adjusted over these, per class and metric).
 PRIMARY = (("AL", "RANDOM-night"), ("AL-peaks", "RANDOM-night"), ("AL-kcenter", "RANDOM-night"))
-#: Secondary: the ceiling's headroom and the gain of random labels (which sets the margin).
-SECONDARY = (("ORACLE", "RANDOM-night"), ("RANDOM-night", REFERENCE))
+#: Secondary: the ceiling's headroom, the gain of random labels (which sets the margin), and
+#: every other arm against the control (named before the powered run, 2026-12-06).
+SECONDARY = (("ORACLE", "RANDOM-night"), ("RANDOM-night", REFERENCE), ("AL-div", "RANDOM-night"),
+             ("COUNT", "RANDOM-night"), ("MANUAL", "RANDOM-night"))  # fmt: skip
 #: The replicate levels, top first (``alkit.experiments.stats``).
 LEVELS = ("world_seed", "pool_block", "finetune_seed")
 

@@ -67,7 +67,9 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tiny_experiment):
              "AL vs METADATA"}  # fmt: skip
     names |= {n.replace(" vs ", f"{COST_MATCHED} vs ") + COST_MATCHED for n in names}
     primary = {"AL vs RANDOM-night", "AL-peaks vs RANDOM-night", "AL-kcenter vs RANDOM-night"}
-    names |= primary | {"ORACLE vs RANDOM-night", "RANDOM-night vs REFERENCE"}
+    names |= primary | {"ORACLE vs RANDOM-night", "RANDOM-night vs REFERENCE",
+                        "AL-div vs RANDOM-night", "COUNT vs RANDOM-night",
+                        "MANUAL vs RANDOM-night"}  # fmt: skip
     assert set(verdicts.comparison) <= names
     # the primary family (named in advance) is Holm-adjusted, the rest is secondary
     assert set(verdicts[verdicts.primary].comparison) <= primary
