@@ -82,7 +82,8 @@ class FollowUpConfig:
     """``budgets``: the prefixes (frames) each of ``curve_arms`` is also retrained on;
     ``finetune_seeds``: a subset of the experiment's; ``sensitivity_arms`` retrained with
     ``new_fraction`` of each batch from the new frames; ``n_resamples`` of the bootstrap;
-    ``diagnostic_frames`` scored frames per block for the score's diagnostics."""
+    ``diagnostic_frames`` scored frames per block for the score's diagnostics;
+    ``world_seeds``: some of the experiment's (``None``: all), e.g. those already finished."""
 
     budgets: tuple[int, ...] = (250, 500)
     curve_arms: tuple[str, ...] = EFFICIENCY_ARMS
@@ -91,6 +92,7 @@ class FollowUpConfig:
     new_fraction: float = 0.5
     n_resamples: int = 2000
     diagnostic_frames: int = 300
+    world_seeds: tuple[int, ...] | None = None
 
 
 def prefix_name(arm: str, n: int) -> str:
@@ -114,6 +116,9 @@ def _check(config: ExperimentConfig, follow: FollowUpConfig) -> None:
     seeds = sorted(set(follow.finetune_seeds) - set(config.finetune_seeds))
     if seeds:
         raise ConfigError(f"fine-tuning seeds {seeds} are not the experiment's")
+    worlds = sorted(set(follow.world_seeds or ()) - set(config.world_seeds))
+    if worlds:
+        raise ConfigError(f"world seeds {worlds} are not the experiment's")
 
 
 def run_world_followups(
@@ -270,9 +275,10 @@ def run_followups(
     out = Path(out_dir) if out_dir is not None else experiment
     out.mkdir(parents=True, exist_ok=True)
     run = functools.partial(run_world_followups, config, follow)
-    parts = run_world_seeds(run, config.world_seeds, experiment, (), workers, progress, log)
+    worlds = tuple(follow.world_seeds or config.world_seeds)
+    parts = run_world_seeds(run, worlds, experiment, (), workers, progress, log)
     matches = {k: v for p in parts for k, v in p[0].items()}
-    sessions = {s: p[2] for s, p in zip(config.world_seeds, parts, strict=True)}
+    sessions = {s: p[2] for s, p in zip(worlds, parts, strict=True)}
     costs = pd.DataFrame([c for p in parts for c in p[1]])
     budget = config.world_config(config.world_seeds[0]).run.query.budget
     classes = list(config.world_config(config.world_seeds[0]).run.query.classes_of_interest)
