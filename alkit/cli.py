@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,20 +181,28 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_experiment(
+    args: argparse.Namespace, recipe: str, notebook: str, report: Callable[[Path], str]
+) -> int:
+    """Run a one-notebook recipe on a finished experiment's folder (``--experiment-dir``) and
+    print its ``report``."""
+    start = time.perf_counter()
+    extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
+    step = _recipe_step(args, recipe, notebook, extra, progress=not args.no_progress)
+    if step is None:
+        return 1
+    print(report(step.out_dir))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
+    return 0
+
+
 def _curves(args: argparse.Namespace) -> int:
     """Learning curves from an experiment's models (recipe ``curves``, notebook
     ``41_learning_curves``): gains per round with 95% confidence intervals, the label share."""
     from alkit.experiments.reports import curves_report
 
-    start = time.perf_counter()
-    extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
-    step = _recipe_step(args, "curves", "41_learning_curves", extra, progress=not args.no_progress)
-    if step is None:
-        return 1
-    print(curves_report(step.out_dir))
-    minutes = (time.perf_counter() - start) / 60
-    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
-    return 0
+    return _from_experiment(args, "curves", "41_learning_curves", curves_report)
 
 
 def _efficiency(args: argparse.Namespace) -> int:
@@ -201,16 +210,20 @@ def _efficiency(args: argparse.Namespace) -> int:
     experiment (recipe ``efficiency``, notebook ``42_label_efficiency``)."""
     from alkit.experiments.reports import efficiency_report
 
-    start = time.perf_counter()
-    extra = {"experiment_dir": str(Path(args.experiment_dir).resolve())}
-    step = _recipe_step(args, "efficiency", "42_label_efficiency", extra,
-                        progress=not args.no_progress)  # fmt: skip
-    if step is None:
-        return 1
-    print(efficiency_report(step.out_dir))
-    minutes = (time.perf_counter() - start) / 60
-    print(f"\nreport: {step.html}\nrun folder: {step.out_dir}  ({minutes:.1f} min)")
-    return 0
+    return _from_experiment(args, "efficiency", "42_label_efficiency", efficiency_report)
+
+
+def _add_from_experiment(
+    sub: Any, name: str, func: Callable, help_text: str, params_help: str
+) -> None:
+    """A command that runs a recipe on a finished experiment's folder (``--experiment-dir``)."""
+    cmd = sub.add_parser(name, help=help_text)
+    _add_recipe_flags(cmd, f"runs/{name}", params_help)
+    cmd.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
+                     help="the experiment's folder (alkit experiment's run folder + "
+                     "out/40_experiment)")  # fmt: skip
+    cmd.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cmd.set_defaults(func=func)
 
 
 def _labels_pending(args: argparse.Namespace, run_dir: str, error: str) -> str:
@@ -388,28 +401,17 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_device_flags(exp)
     exp.set_defaults(func=_experiment)
-    curves = sub.add_parser(
-        "curves", help="learning curves (rounds) of AL, AL-div and RANDOM-night from an "
-        "experiment's models, with 95%% confidence intervals",
+    _add_from_experiment(
+        sub, "curves", _curves, "learning curves (rounds) of AL, AL-div and RANDOM-night from "
+        "an experiment's models, with 95%% confidence intervals", "a parameter of notebook "
+        "41_learning_curves: n_rounds, round_arms, round_blocks, round_budget, workers",
     )  # fmt: skip
-    _add_recipe_flags(curves, "runs/curves", "a parameter of notebook 41_learning_curves: "
-                      "n_rounds, round_arms, round_blocks, round_budget, workers")  # fmt: skip
-    curves.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
-                        help="the experiment's folder (alkit experiment's run folder + "
-                        "out/40_experiment)")  # fmt: skip
-    curves.add_argument("--no-progress", action="store_true", help="no progress bars")
-    curves.set_defaults(func=_curves)
-    eff = sub.add_parser(
-        "efficiency", help="label efficiency (each arm's learning curve from prefixes of its "
-        "selection), the new-frame share and the score's diagnostics of a finished experiment",
+    _add_from_experiment(
+        sub, "efficiency", _efficiency, "label efficiency (each arm's learning curve from "
+        "prefixes of its selection), the new-frame share and the score's diagnostics of a "
+        "finished experiment", "a parameter of notebook 42_label_efficiency: budgets, "
+        "curve_arms, finetune_seeds, sensitivity_arms, new_fraction, world_seeds, workers",
     )  # fmt: skip
-    _add_recipe_flags(eff, "runs/efficiency", "a parameter of notebook 42_label_efficiency: "
-                      "budgets, curve_arms, finetune_seeds, sensitivity_arms, new_fraction, "
-                      "workers")  # fmt: skip
-    eff.add_argument("--experiment-dir", default="runs/experiment/out/40_experiment",
-                     help="the finished experiment's folder")  # fmt: skip
-    eff.add_argument("--no-progress", action="store_true", help="no progress bars")
-    eff.set_defaults(func=_efficiency)
     _add_serve_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -44,7 +44,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
-from alkit.data import storage
 from alkit.data.datasets import VirtualFrames, collate_frames
 from alkit.errors import ConfigError
 from alkit.experiments.diagnostics import (
@@ -65,7 +64,7 @@ from alkit.experiments.replicated import (
 )
 from alkit.experiments.session_bootstrap import AnalysisPlan, session_bootstrap
 from alkit.experiments.stats import spearman
-from alkit.experiments.tables import REFERENCE
+from alkit.experiments.tables import REFERENCE, write_csv_tables
 from alkit.experiments.workers import run_world_seeds
 from alkit.loop import Arm
 from alkit.loop.round import acquired_as, appended_prefix, new_frames
@@ -316,8 +315,7 @@ def run_followups(
     layout = pd.concat([p[4] for p in parts], ignore_index=True)
     tables = {"efficiency": efficiency, "efficiency_summary": summary, "sensitivity": sensitivity,
               "score_diagnostics": diagnostics, "pick_layout": layout}  # fmt: skip
-    for name, table in tables.items():
-        storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
+    write_csv_tables(out, tables)
     efficiency_figure(efficiency).savefig(out / "efficiency.png", dpi=110)
     return tables
 

@@ -53,7 +53,7 @@ from alkit.experiments.stats import (
     spearman,
     split_half_correlation,
 )
-from alkit.experiments.tables import REFERENCE
+from alkit.experiments.tables import REFERENCE, write_csv_tables
 from alkit.experiments.workers import run_world_seeds
 from alkit.loop import Arm, Learner, RoundContext, learn
 from alkit.loop.frames import NoFrames
@@ -412,8 +412,7 @@ def run_experiment(
     verdicts = boot.verdicts
     tables = {"results": results, "costs": costs, "diagnostics": diagnostics,
               "test_sets": test_sets, "verdicts": verdicts, "power": boot.power}  # fmt: skip
-    for name, table in tables.items():
-        storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
+    write_csv_tables(out, tables)
     differences_figure(verdicts, config.margin).savefig(out / "differences.png", dpi=110)
     return tables
 

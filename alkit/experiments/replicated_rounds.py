@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from alkit.data import storage
 from alkit.errors import ConfigError
 from alkit.experiments.replicated import (
     ExperimentConfig,
@@ -41,7 +40,7 @@ from alkit.experiments.replicated import (
 )
 from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import comparison_name
-from alkit.experiments.tables import CURVE_COLUMNS, METHOD_COLORS, REFERENCE
+from alkit.experiments.tables import CURVE_COLUMNS, METHOD_COLORS, REFERENCE, write_csv_tables
 from alkit.experiments.workers import run_world_seeds
 from alkit.loop import Arm, acquire, retrain_members
 from alkit.loop.frames import NoFrames
@@ -247,8 +246,7 @@ def run_rounds_experiment(
     costs = pd.concat([p.costs for p in parts], ignore_index=True)
     tables = {"rounds_results": results, "rounds_costs": costs, "curves": curves,
               "rounds_verdicts": verdicts, "label_share": share}  # fmt: skip
-    for name, table in tables.items():
-        storage.atomic_write_text(str(out / f"{name}.csv"), table.to_csv(index=False))
+    write_csv_tables(out, tables)
     curves_figure(curves).savefig(out / "learning_curves.png", dpi=110)
     return tables
 

@@ -10,12 +10,14 @@ with ``method`` in AL / MANUAL / RANDOM / METADATA / REFERENCE, ``split`` 0..n-1
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alkit.data import storage
 from alkit.errors import ConfigError
 
 REFERENCE = "REFERENCE"
@@ -251,3 +253,9 @@ def selection_figure(analysis: pd.DataFrame, classes: Sequence[str]) -> Figure:
     right.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
     return fig
+
+
+def write_csv_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Each of ``tables`` as ``<out_dir>/<name>.csv`` (tidy, no index), written atomically."""
+    for name, table in tables.items():
+        storage.atomic_write_text(str(Path(out_dir) / f"{name}.csv"), table.to_csv(index=False))
