@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         sub, "efficiency", _efficiency, "label efficiency (each arm's learning curve from "
         "prefixes of its selection), the new-frame share and the score's diagnostics of a "
         "finished experiment", "a parameter of notebook 42_label_efficiency: budgets, "
-        "curve_arms, finetune_seeds, sensitivity_arms, new_fraction, world_seeds, workers",
+        "curve_arms, finetune_seeds, sensitivity_arms, new_fraction, only_world_seeds, workers",
     )  # fmt: skip
     _add_serve_commands(sub)
     args = parser.parse_args(argv)

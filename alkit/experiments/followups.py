@@ -82,7 +82,7 @@ class FollowUpConfig:
     ``finetune_seeds``: a subset of the experiment's; ``sensitivity_arms`` retrained with
     ``new_fraction`` of each batch from the new frames; ``n_resamples`` of the bootstrap;
     ``diagnostic_frames`` scored frames per block for the score's diagnostics;
-    ``world_seeds``: some of the experiment's (``None``: all), e.g. those already finished."""
+    ``only_world_seeds``: some of the experiment's (``None``: all), e.g. those already finished."""
 
     budgets: tuple[int, ...] = (250, 500)
     curve_arms: tuple[str, ...] = EFFICIENCY_ARMS
@@ -91,7 +91,7 @@ class FollowUpConfig:
     new_fraction: float = 0.5
     n_resamples: int = 2000
     diagnostic_frames: int = 300
-    world_seeds: tuple[int, ...] | None = None
+    only_world_seeds: tuple[int, ...] | None = None
 
 
 def prefix_name(arm: str, n: int) -> str:
@@ -115,7 +115,7 @@ def _check(config: ExperimentConfig, follow: FollowUpConfig) -> None:
     seeds = sorted(set(follow.finetune_seeds) - set(config.finetune_seeds))
     if seeds:
         raise ConfigError(f"fine-tuning seeds {seeds} are not the experiment's")
-    worlds = sorted(set(follow.world_seeds or ()) - set(config.world_seeds))
+    worlds = sorted(set(follow.only_world_seeds or ()) - set(config.world_seeds))
     if worlds:
         raise ConfigError(f"world seeds {worlds} are not the experiment's")
 
@@ -274,7 +274,7 @@ def run_followups(
     out = Path(out_dir) if out_dir is not None else experiment
     out.mkdir(parents=True, exist_ok=True)
     run = functools.partial(run_world_followups, config, follow)
-    worlds = tuple(follow.world_seeds or config.world_seeds)
+    worlds = tuple(follow.only_world_seeds or config.world_seeds)
     parts = run_world_seeds(run, worlds, experiment, (), workers, progress, log)
     matches = {k: v for p in parts for k, v in p[0].items()}
     sessions = {s: p[2] for s, p in zip(worlds, parts, strict=True)}

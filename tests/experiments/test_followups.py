@@ -28,7 +28,7 @@ def test_followups_cut_each_selection_and_pair_with_the_experiment(tiny_experime
     with pytest.raises(ConfigError, match="between 0 and the budget 10"):
         run_followups(out, FollowUpConfig(budgets=(10,)), tmp_path / "t", log=lambda _: None)
     with pytest.raises(ConfigError, match=r"world seeds \[5\] are not the experiment's"):
-        run_followups(out, FollowUpConfig(budgets=(4,), world_seeds=(5,)), tmp_path / "t")
+        run_followups(out, FollowUpConfig(budgets=(4,), only_world_seeds=(5,)), tmp_path / "t")
     follow = FollowUpConfig(budgets=(4,), finetune_seeds=(0, 1), n_resamples=100)
     got = run_followups(out, follow, tmp_path / "tables", log=lambda _: None)
     eff = got["efficiency"]
