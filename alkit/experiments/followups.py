@@ -144,11 +144,11 @@ def run_world_followups(
 
     for b, block in enumerate(pool_blocks(models.setup.pool, config.pool_blocks)):
         ctx = replace(models.ctx, pool=block)
-        arms, selections = {}, {}
+        arms, paths, selections = {}, {}, {}
         for method in config.arms:
             arms[method] = arm = Arm(method, seed=e.seed + b, name=f"block{b}_{{method}}",
                                      params={"pool_block": b})  # fmt: skip
-            path = ctx.out_dir / "selections" / f"{arm.file_name}.json"
+            paths[method] = path = ctx.out_dir / "selections" / f"{arm.file_name}.json"
             if not path.exists():
                 raise ConfigError(f"{path} is missing: finish the experiment first")
             selections[method] = load_selection(str(path))
@@ -159,8 +159,11 @@ def run_world_followups(
         diagnostics.append(diag.assign(world_seed=seed, pool_block=b))
         got = {}
         for method in dict.fromkeys((*follow.curve_arms, *follow.sensitivity_arms)):
-            path = ctx.out_dir / "selections" / f"{arms[method].file_name}.json"
-            got[method] = acquired_as(ctx, arms[method], selections[method], path, models.initial)
+            got[method] = acquired_as(ctx, arms[method], selections[method], paths[method],
+                                      models.initial)  # fmt: skip
+        prefixes = {(method, n): appended_prefix(ctx, got[method], n, models.initial,
+                                                 prefix_name(method, n))
+                    for method in follow.curve_arms for n in follow.budgets}  # fmt: skip
         for method in follow.curve_arms:
             seconds = got[method].batch.seconds
             for n in follow.budgets:
@@ -176,9 +179,8 @@ def run_world_followups(
                 kept(method, b, f, f"block{b}_ft{f}_{method}")
             for method in follow.curve_arms:
                 for n in follow.budgets:
-                    a = got[method]
-                    version = appended_prefix(ctx, a, n, models.initial, prefix_name(method, n))
-                    part = new_frames(ctx, version, a.frame_ids[:n])
+                    version = prefixes[(method, n)]
+                    part = new_frames(ctx, version, got[method].frame_ids[:n])
                     file = evals / f"block{b}_ft{f}_{method}_first{n}"
                     _, dets, truth = learned_evaluation(models, version, part, b, f, file,
                                                         prefix_name(method, n), log)  # fmt: skip
