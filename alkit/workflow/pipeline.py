@@ -13,8 +13,10 @@ cache key hashes the notebook file, its resolved parameters (run-folder paths as
 and its inputs: the output listing of every upstream step it reads and the content of every
 existing path parameter outside the run folder. A step whose key, executed notebook and outputs
 are unchanged is skipped; so a rerun skips finished steps and a changed parameter reruns only
-the steps whose key it changes. A rerun with another key starts the step's ``out_dir`` afresh;
-a rerun with the same key after a failure keeps it, so steps that resume (training, scoring,
+the steps whose key it changes. A rerun with another key starts the step's ``out_dir`` afresh,
+moving the outputs of the old key to ``superseded/<step>-<old key>/`` (never deleted: an edit
+of a notebook must not cost a long step's work); ``rerun`` with the same key deletes them;
+a rerun with the same key after a failure keeps them, so steps that resume (training, scoring,
 the A/B test) pick up where they stopped.
 
 The executed notebook is written as ``steps/<step>.running.ipynb`` and renamed to
@@ -65,6 +67,7 @@ from alkit.workflow.runfolder import (
 #: Where the notebooks live in a source checkout.
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 FORMAT = 1
+SUPERSEDED = "superseded"  # a step's outputs of an earlier key: superseded/<step>-<key12>/
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,18 @@ def _is_fresh(record: dict | None, key: str, run_dir: Path) -> bool:
     if not (run_dir / record["executed"]).exists():
         return False
     return json_sha256(tree_listing(run_dir / record["out_dir"])) == record["outputs_sha256"]
+
+
+def _supersede(out_dir: Path, run_dir: Path, name: str, old: dict | None) -> Path:
+    """Move a step's outputs of another key to ``superseded/<step>-<key12>[-n]/``: a long
+    step's finished work is never deleted by an edit of its notebook or a parameter."""
+    base = run_dir / SUPERSEDED / f"{name}-{(old or {}).get('key', 'unknown')[:12]}"
+    kept, n = base, 1
+    while kept.exists():
+        kept, n = base.with_name(f"{base.name}-{n}"), n + 1
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.rename(kept)
+    return kept
 
 
 def _prepare(
@@ -221,8 +236,14 @@ def run_recipe(
                 )
             )
             continue
-        if (name in forced or not (old and old.get("key") == key)) and out_dir.exists():
-            shutil.rmtree(out_dir)  # outputs of other parameters or inputs, or forced afresh
+        if out_dir.exists() and name in forced and old and old.get("key") == key:
+            shutil.rmtree(out_dir)  # asked to run afresh with the same key
+        elif out_dir.exists() and not (old and old.get("key") == key):
+            kept = _supersede(out_dir, run_dir, name, old)
+            log(
+                f"[{i}/{len(steps)}] {name}: its key changed; the outputs of key "
+                f"{(old or {}).get('key', 'unknown')[:12]} are kept in {kept} (delete when done)"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         record = {
             "notebook": str(source),

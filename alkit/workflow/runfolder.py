@@ -8,6 +8,7 @@
         steps/NN_name.html           its HTML report (nbconvert)
         steps/NN_name.failed.ipynb   a failed step's partially executed notebook
         out/NN_name/                 the step's outputs (its ``out_dir`` parameter)
+        superseded/NN_name-KEY/      its outputs of an earlier key, moved aside, never deleted
 
 ``execute_step`` runs one notebook into ``steps/`` (temporary name, renamed on success) and
 renders its HTML report. Paths inside the run folder enter cache keys as ``{run}/...``, so a

@@ -233,14 +233,22 @@ def test_rerun_hits_the_cache_for_every_step_even_when_moved(loop_run, tmp_path:
 def test_changed_parameter_reruns_only_dependent_steps(loop_run, tmp_path: Path):
     moved = _copy(loop_run[0], tmp_path)
     old = json.loads((moved / "run.json").read_text())["steps"]
+    annotated = {p.relative_to(moved / "out/03_annotate"): p.read_bytes()
+                 for p in (moved / "out/03_annotate").rglob("*") if p.is_file()}  # fmt: skip
+    logged: list[str] = []
     result = run_recipe(
-        "loop", moved, "tiny", {"seconds_per_box": 9.0}, progress=False, log=lambda _: None
+        "loop", moved, "tiny", {"seconds_per_box": 9.0}, progress=False, log=logged.append
     )
     # 01, 02 are upstream; round 2 trains on the new version, and 05 evaluates that ensemble
     assert _ran(result) == ["03_annotate", "04_append", "round2_01_train_ensemble", "05_evaluate"]
     new = json.loads((moved / "run.json").read_text())["steps"]
     assert new["03_annotate"]["key"] != old["03_annotate"]["key"]
     assert new["02_query"]["key"] == old["02_query"]["key"]
+    # the outputs of the old key are moved aside, byte for byte, and the log says where
+    kept = moved / "superseded" / f"03_annotate-{old['03_annotate']['key'][:12]}"
+    assert {p.relative_to(kept): p.read_bytes()
+            for p in kept.rglob("*") if p.is_file()} == annotated  # fmt: skip
+    assert annotated and any(str(kept) in line for line in logged)
 
 
 @pytest.mark.slow
