@@ -4,7 +4,9 @@ Lightning logs device lines ("GPU available", "TPU available"), a cloud-logging 
 stopped" notes at INFO on every ``Trainer``; alkit trains and scores with many small Trainers,
 so those lines would drown its own progress. ``quiet_lightning`` raises Lightning's loggers to
 WARNING while a Trainer runs: its warnings still show. It also hides one warning that concerns
-no user: Lightning's own use of torch's deprecated ``LeafSpec`` (fixed in Lightning, not here).
+no user: Lightning's own use of torch's deprecated ``LeafSpec`` (fixed in Lightning, not here),
+and the CSV logger's note that a member's log folder is not empty (a member whose training was
+interrupted trains again from its start, and its logs with it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def quiet_lightning() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message=r".*LeafSpec.*", module=r"lightning\.pytorch\.utilities\._pytree"
+            )
+            warnings.filterwarnings(
+                "ignore", message=r"Experiment logs directory .* exists and is not empty"
             )
             yield
     finally:
