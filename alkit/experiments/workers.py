@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+
+def _exit_with_parent() -> None:
+    """A worker's initializer: exit when the process that started it dies (a killed run must
+    not leave workers training on and writing into its folder)."""
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        parent.join()  # returns when the parent process has ended, however it ended
+        os._exit(1)
+
+    if parent is not None:
+        threading.Thread(target=watch, daemon=True).start()
 
 
 def _alone(run: Callable, seed: int, out_dir: Path, args: tuple) -> Any:
@@ -31,7 +46,9 @@ def run_world_seeds(
     if workers > 1 and len(seeds) > 1:
         log(f"{len(seeds)} world seeds, {workers} at a time in worker processes")
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_exit_with_parent
+        ) as pool:
             jobs = [pool.submit(_alone, run, s, root / f"world_{s}", args) for s in seeds]
             return [job.result() for job in jobs]
     return [run(s, root / f"world_{s}", *args, progress, log) for s in seeds]
