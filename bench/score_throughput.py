@@ -3,11 +3,12 @@
 (a) ours / bare ensemble forward: ``score_pool`` (render frames, run M members, MI, frame
     scores, Parquet shards) vs the same prepared members' forward alone on pre-rendered
     tensors (no scoring, no writing), both in ``--precision`` (default fp32). Ours is
-    measured with each of ``--workers`` DataLoader processes rendering frames (0: in the
-    scoring process, between batches; 1: beside the members, on the same 2 cores). The runs
-    alternate ``--repeats`` times (best of each), so load from other processes hits all
-    alike. Target >= 0.9 with the quick profile's ``score_workers`` (what a CPU run uses);
-    the other count's ratio is printed beside it.
+    measured with each of ``--workers`` DataLoader processes rendering frames (0: in a thread
+    of the scoring process, one batch ahead of the members, as the product runs; 1: a process
+    beside the members, on the same 2 cores), and with 0 workers rendering between batches
+    (``ahead=False``, how it ran before). The runs alternate ``--repeats`` times (best of
+    each), so load from other processes hits all alike. Target >= 0.9 with the quick
+    profile's ``score_workers`` (what a CPU run uses); the other ratios are printed beside it.
 (b) ours / naive: the way a baal user writes it: each member in turn runs over the whole
     pool (frames rendered again for each member) in fp32, probabilities kept in RAM, BALD in
     numpy afterwards. Ours is faster by rendering once, in a worker, and by BatchNorm folding
@@ -147,21 +148,24 @@ def main() -> None:
                 ensemble(images[i : i + bs])
             return frames_per_second(n, time.perf_counter() - start)
 
-    def score(out: str, workers: int) -> float:
+    def score(out: str, workers: int, ahead: bool = True) -> float:
         start = time.perf_counter()
         score_pool(members, world, ids, out, batch_size=bs, shard_size=128, progress=False,
-                   precision=args.precision, num_workers=workers)  # fmt: skip
+                   precision=args.precision, num_workers=workers, ahead=ahead)  # fmt: skip
         return frames_per_second(n, time.perf_counter() - start)
 
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
         ensemble(images[:bs])  # warm-up
-    bare_fps, ours_by = 0.0, {w: 0.0 for w in args.workers}
+    bare_fps, ours_by, between_fps = 0.0, {w: 0.0 for w in args.workers}, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):  # alternating, so machine load hits all alike
-            runs = ["bare", *args.workers]
+            runs = ["bare", "between", *args.workers]
             for run in runs if rep % 2 == 0 else runs[::-1]:
                 if run == "bare":
                     bare_fps = max(bare_fps, bare())
+                elif run == "between":
+                    fps = score(f"{tmp}/scores-{rep}-between", 0, ahead=False)
+                    between_fps = max(between_fps, fps)
                 else:
                     fps = score(f"{tmp}/scores-{rep}-{run}", run)
                     ours_by[run] = max(ours_by[run], fps)
@@ -183,6 +187,8 @@ def main() -> None:
         "ours_frames_per_s": round(ours_fps, 2),
         **{f"ours_frames_per_s_{w}_workers": round(f, 2) for w, f in ours_by.items()},
         **{f"ours_over_bare_{w}_workers": round(f / bare_fps, 3) for w, f in ours_by.items()},
+        "ours_frames_per_s_0_workers_between_batches": round(between_fps, 2),
+        "ours_over_bare_0_workers_between_batches": round(between_fps / bare_fps, 3),
         "profile_score_workers": profile_workers,
         "naive_frames_per_s": round(naive_fps, 2),
         "ours_over_bare": round(ours_fps / bare_fps, 3),
@@ -199,6 +205,8 @@ def main() -> None:
     print(f"bare forward:      {bare_fps:8.2f} frames/s (prepared members, pre-rendered input)")
     for w, fps in ours_by.items():
         print(f"ours, {w} render worker(s): {fps:8.2f} frames/s -> {fps / bare_fps:.3f} x bare")
+    print(f"ours, 0 workers, rendering between batches: {between_fps:8.2f} frames/s -> "
+          f"{between_fps / bare_fps:.3f} x bare")  # fmt: skip
     print(f"naive (baal-like): {naive_fps:8.2f} frames/s -> ours is {ours_fps / naive_fps:.2f}x")
     print(f"scores agree with the naive fp32 numpy BALD to {agree:.2e}")
     met = figures["ours_over_bare"] >= 0.9 and figures["ours_over_naive"] >= 2.0

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -297,26 +299,83 @@ class ShardBatches(Sampler[list[int]]):
         return len(self.batches)
 
 
-class PoolDataModule(L.LightningDataModule):
-    """Frames of the unfinished shards that belong to this process's rank, in order."""
+class BatchesAhead:
+    """A ``DataLoader`` whose next ``depth`` batches a background thread prepares while the
+    members run. With no worker processes, frames are then rendered or decoded in the gaps
+    between the forward's ops instead of after it. (torchdata's ``Prefetcher`` does this too,
+    but its 0.11 release raises "cannot join current thread" when garbage collection runs in
+    its own thread.)"""
 
-    def __init__(self, source, shards: dict[int, list[int]], batch_size: int, num_workers: int):
+    def __init__(self, loader: DataLoader, depth: int = 2):
+        self.loader, self.depth = loader, depth
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        ready: queue.Queue = queue.Queue(self.depth)
+        stop = threading.Event()
+
+        def offer(item) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False  # the consumer has stopped
+
+        def fill() -> None:
+            try:
+                for batch in self.loader:
+                    if not offer((batch, None)):
+                        return
+                offer((_DONE, None))
+            except BaseException as err:  # re-raised in the consumer (it names the frame)
+                offer((_DONE, err))
+
+        thread = threading.Thread(target=fill, name="alkit-batches-ahead", daemon=True)
+        thread.start()
+        try:
+            while True:
+                batch, err = ready.get()
+                if err is not None:
+                    raise err
+                if batch is _DONE:
+                    return
+                yield batch
+        finally:
+            stop.set()
+
+
+_DONE = object()
+
+
+class PoolDataModule(L.LightningDataModule):
+    """Frames of the unfinished shards that belong to this process's rank, in order; with no
+    worker processes, prepared one batch ahead in a thread (``BatchesAhead``)."""
+
+    def __init__(
+        self, source, shards: dict[int, list[int]], batch_size: int, num_workers: int,
+        ahead: bool = True,
+    ):  # fmt: skip
         super().__init__()
         self.source, self.shards = source, shards
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.ahead = batch_size, num_workers, ahead
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader | BatchesAhead:
         rank, world = self.trainer.global_rank, self.trainer.world_size
         mine = [self.shards[s] for s in sorted(self.shards) if s % world == rank]
         ids = [i for shard in mine for i in shard]
         # Batches never cross a shard boundary, so every frame is scored in the same batch
         # whatever the number of ranks or a resume: scores are bit-identical across runs.
-        return DataLoader(
+        loader = DataLoader(
             PoolImages(self.source, ids),
             batch_sampler=ShardBatches([len(shard) for shard in mine], self.batch_size),
             num_workers=self.num_workers,
             collate_fn=collate_frames,
         )
+        return BatchesAhead(loader) if self.ahead and self.num_workers == 0 else loader
 
 
 @dataclass(frozen=True)
@@ -357,8 +416,11 @@ def score_pool(
     strategy: str = "auto",
     precision: str | None = None,
     progress: bool = True,
+    ahead: bool = True,
 ) -> ScoreRun:
     """Score ``frame_ids`` of ``source`` (a world) with the ensemble into shards at ``out_url``.
+    ``num_workers`` processes prepare the frames; with none, a thread prepares the next batch
+    while the members run (``ahead=False``: between batches, for the bench's comparison).
 
     Restarting with the same arguments resumes; different frame ids, shard size, classes or
     members for an existing ``out_url`` raise ``ConfigError`` instead of mixing runs.
@@ -407,10 +469,12 @@ def score_pool(
                 use_distributed_sampler=False,
             )
             module = ScoringModule(members, classes)
-            data = PoolDataModule(source, pending, batch_size, num_workers)
+            data = PoolDataModule(source, pending, batch_size, num_workers, ahead)
             with warnings.catch_warnings():
-                # ShardBatches yields every index (no drop_last), which Lightning cannot check
+                # ShardBatches yields every index (no drop_last), which Lightning cannot check;
+                # ShardWriter keys rows by frame id, not by the batch indices it cannot infer
                 warnings.filterwarnings("ignore", message=".*custom batch sampler.*")
+                warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
                 trainer.predict(module, datamodule=data, return_predictions=False)
         written = writer.written
     return ScoreRun(out_url, len(ids), len(shards), tuple(sorted(written)), finished)

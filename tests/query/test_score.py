@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ import pandas as pd
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from alkit.detector.network import DetectorConfig, DetectorOutput, UNetDetector
 from alkit.errors import ConfigError, DataError
 from alkit.query.acquisition import frame_scores
-from alkit.query.score import read_scores, score_pool
+from alkit.query.score import BatchesAhead, read_scores, score_pool
 from alkit.sim import World, experiment_world
 from alkit.sim.experiment import world_pool
 from tests.query.test_acquisition import reference_mi
@@ -278,3 +280,29 @@ def test_a_run_begun_before_the_peak_column_resumes(world, pool_ids, tmp_path):
     (out / "_plan.json").write_text(json.dumps(plan))
     with pytest.raises(ConfigError, match="another run"):
         run(tiny_members(2), world, pool_ids[:40], out)
+
+
+def test_batches_ahead_yields_the_loaders_batches_in_order_and_its_errors():
+    class Frames(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            if i == 7:
+                raise DataError("frame 7: cannot decode")
+            return torch.tensor([i])
+
+    good = DataLoader(list(range(7)), batch_size=3)
+    assert [b.tolist() for b in BatchesAhead(good)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert len(BatchesAhead(good)) == 3
+    batches = iter(BatchesAhead(DataLoader(Frames(), batch_size=2)))
+    assert [next(batches).tolist() for _ in range(3)] == [[[0], [1]], [[2], [3]], [[4], [5]]]
+    with pytest.raises(DataError, match="frame 7"):
+        next(batches)
+    early = iter(BatchesAhead(DataLoader(list(range(100)), batch_size=1), depth=1))
+    assert next(early).tolist() == [0]
+    early.close()  # a consumer that stops early: the thread ends, nothing hangs
+    for thread in threading.enumerate():
+        if thread.name == "alkit-batches-ahead":
+            thread.join(timeout=2)
+            assert not thread.is_alive()
