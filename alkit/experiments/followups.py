@@ -53,10 +53,10 @@ from alkit.experiments.diagnostics import (
     pick_layout,
 )
 from alkit.experiments.replicated import (
-    HARD_TAGS,
     ExperimentConfig,
     _evaluated,
     experiment_config,
+    hard_cases,
     learned_evaluation,
     pool_blocks,
     test_sessions,
@@ -219,9 +219,7 @@ def score_diagnostics(
     for cls in classes:
         ci = list(ensemble.classes).index(cls)
         count = np.array([int((f.labels == ci).sum()) for f in frames])
-        hard = np.array([sum(1 for lab, tags in zip(f.labels, f.attributes, strict=False)
-                             if lab == ci and set(tags) & set(HARD_TAGS))
-                         for f in frames])  # fmt: skip
+        hard = np.array([hard_cases(f, ci) for f in frames])
         area = np.array([box_cells(f.boxes[f.labels == ci], (h, w), stride).mean() for f in frames])
         held = count > 0
         row = {"class": cls, "frames": len(frames), "frames_with_class": int(held.sum()),

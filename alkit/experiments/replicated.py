@@ -122,6 +122,12 @@ def pool_blocks(pool: Pool, n: int) -> list[Pool]:
 HARD_TAGS = ("dark_clothing", "unlit", "wheelie", "occluded", "low_contrast")
 
 
+def hard_cases(frame, class_index: int) -> int:
+    """How many of a world frame's objects of ``class_index`` carry a ``HARD_TAGS`` tag."""
+    return sum(1 for label, tags in zip(frame.labels, frame.attributes, strict=False)
+               if label == class_index and set(tags) & set(HARD_TAGS))  # fmt: skip
+
+
 def signal_diagnostics(
     ensemble, world, scored: pd.DataFrame, classes: Sequence[str], out_dir: Path,
     scoring, n_frames: int = 400, seed: int = 0,
@@ -147,11 +153,7 @@ def signal_diagnostics(
     for cls in classes:
         ci = list(ensemble.classes).index(cls)
         counts = [int((truth[f].labels == ci).sum()) for f in sample]
-        hard = [
-            sum(1 for lab, tags in zip(truth[f].labels, truth[f].attributes, strict=False)
-                if lab == ci and set(tags) & set(HARD_TAGS))
-            for f in sample
-        ]  # fmt: skip
+        hard = [hard_cases(truth[f], ci) for f in sample]
         split = split_half_correlation(halves["a"][cls].to_numpy(), halves["b"][cls].to_numpy())
         score = mean[cls].to_numpy()
         rows.append({"class": cls, "frames": len(sample), "split_half_r": split.r_half,

@@ -72,3 +72,19 @@ def test_pick_layout_counts_sessions_and_neighbouring_pairs():
     assert pick_layout(picks, max_gap=1).set_index("method").loc["AL", "neighbour_pairs"] == 0
     one = pick_layout(picks[picks.method == "AL"].drop(columns="method"))
     assert one.frames.tolist() == [5]
+
+
+def test_hard_cases_counts_the_class_objects_with_a_hard_tag():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from alkit.experiments.replicated import hard_cases
+
+    frame = SimpleNamespace(
+        labels=np.array([0, 0, 1, 0, 1]),
+        attributes=[("dark_clothing",), (), ("unlit", "occluded"), ("far", "low_contrast"), ()],
+    )
+    assert hard_cases(frame, 0) == 2  # dark_clothing, low_contrast; the untagged one not
+    assert hard_cases(frame, 1) == 1  # one bicycle with two hard tags counts once
+    assert hard_cases(frame, 2) == 0
