@@ -3,7 +3,6 @@ own on one CPU thread (the replicated experiment and its rounds)."""
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
 import threading
@@ -26,12 +25,30 @@ def _exit_with_parent() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
 
+#: In a worker process: the queue its log lines go to (``_start_worker``).
+_LINES = None
+
+
+def _start_worker(lines) -> None:
+    """A worker's initializer: its log lines go to ``lines``; it exits with its parent."""
+    global _LINES
+    _LINES = lines
+    _exit_with_parent()
+
+
 def _alone(run: Callable, seed: int, out_dir: Path, args: tuple) -> Any:
-    """``run`` in a worker process: one CPU thread, no progress bars, log lines flushed."""
+    """``run`` in a worker process: one CPU thread, no progress bars, log lines sent to the
+    process that started it (which logs them once, where its own lines go: a notebook's
+    output or the terminal)."""
     import torch
 
     torch.set_num_threads(1)
-    return run(seed, out_dir, *args, False, functools.partial(print, flush=True))
+    return run(seed, out_dir, *args, False, _LINES.put)
+
+
+def _relay(lines, log: Callable[[str], None]) -> None:
+    while (line := lines.get()) is not None:
+        log(line)
 
 
 def run_world_seeds(
@@ -40,17 +57,25 @@ def run_world_seeds(
 ) -> list[Any]:  # fmt: skip
     """``run(seed, root / f"world_{seed}", *args, progress, log)`` for every seed, in order;
     ``workers`` > 1: that many at once in spawned worker processes (``run`` must pickle: a
-    module-level function or a ``functools.partial`` of one). On a 2-core CPU two
+    module-level function or a ``functools.partial`` of one); their log lines come back to
+    ``log`` in this process. On a 2-core CPU two
     single-threaded trainings do about 1.4x the work of one on two threads; floating-point
     sums may then differ in their last bits from a one-worker run."""
     if workers > 1 and len(seeds) > 1:
         log(f"{len(seeds)} world seeds, {workers} at a time in worker processes")
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_exit_with_parent
-        ) as pool:
-            jobs = [pool.submit(_alone, run, s, root / f"world_{s}", args) for s in seeds]
-            return [job.result() for job in jobs]
+        lines = context.SimpleQueue()
+        relay = threading.Thread(target=_relay, args=(lines, log), daemon=True)
+        relay.start()
+        try:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_start_worker, initargs=(lines,)
+            ) as pool:
+                jobs = [pool.submit(_alone, run, s, root / f"world_{s}", args) for s in seeds]
+                return [job.result() for job in jobs]
+        finally:
+            lines.put(None)
+            relay.join()
     return [run(s, root / f"world_{s}", *args, progress, log) for s in seeds]
 
 

@@ -14,12 +14,18 @@ from alkit.experiments.workers import run_world_seeds
 
 
 def _square(seed, out_dir, factor, progress, log):
+    log(f"world {seed}: squared")
     return (seed * seed * factor, out_dir.name, progress)
 
 
-def test_results_come_back_in_seed_order_from_workers(tmp_path: Path):
-    got = run_world_seeds(_square, [3, 1, 2], tmp_path, (10,), 2, True, lambda _: None)
+def test_results_and_log_lines_come_back_from_workers(tmp_path: Path, capfd):
+    logged: list[str] = []
+    got = run_world_seeds(_square, [3, 1, 2], tmp_path, (10,), 2, True, logged.append)
     assert got == [(90, "world_3", False), (10, "world_1", False), (40, "world_2", False)]
+    # every worker line reaches the caller's log once, and nothing goes around it to the
+    # inherited stdout (a notebook's kernel would echo that and send it to the output too)
+    assert sorted(logged[1:]) == [f"world {s}: squared" for s in (1, 2, 3)]
+    assert "squared" not in capfd.readouterr().out
 
 
 def _alive(pid: int) -> bool:
