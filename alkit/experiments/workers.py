@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -47,8 +48,11 @@ def _alone(run: Callable, seed: int, out_dir: Path, args: tuple) -> Any:
 
 
 def _relay(lines, log: Callable[[str], None]) -> None:
+    """Log the workers' lines, each after the time since the workers started (``+h:mm:ss``)."""
+    start = time.monotonic()
     while (line := lines.get()) is not None:
-        log(line)
+        seconds = int(time.monotonic() - start)
+        log(f"+{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} {line}")
 
 
 def run_world_seeds(
@@ -58,7 +62,7 @@ def run_world_seeds(
     """``run(seed, root / f"world_{seed}", *args, progress, log)`` for every seed, in order;
     ``workers`` > 1: that many at once in spawned worker processes (``run`` must pickle: a
     module-level function or a ``functools.partial`` of one); their log lines come back to
-    ``log`` in this process. On a 2-core CPU two
+    ``log`` in this process, each after the time since the workers started. On a 2-core CPU two
     single-threaded trainings do about 1.4x the work of one on two threads; floating-point
     sums may then differ in their last bits from a one-worker run."""
     if workers > 1 and len(seeds) > 1:

@@ -1,6 +1,7 @@
 """The world-seed runner's worker processes: results in order, and none outlives a killed run."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,10 @@ def test_results_and_log_lines_come_back_from_workers(tmp_path: Path, capfd):
     assert got == [(90, "world_3", False), (10, "world_1", False), (40, "world_2", False)]
     # every worker line reaches the caller's log once, and nothing goes around it to the
     # inherited stdout (a notebook's kernel would echo that and send it to the output too)
-    assert sorted(logged[1:]) == [f"world {s}: squared" for s in (1, 2, 3)]
+    assert sorted(line.split(" ", 1)[1] for line in logged[1:]) == [
+        f"world {s}: squared" for s in (1, 2, 3)
+    ]
+    assert all(re.fullmatch(r"\+0:00:\d\d world \d: squared", line) for line in logged[1:])
     assert "squared" not in capfd.readouterr().out
 
 
