@@ -47,12 +47,17 @@ def _alone(run: Callable, seed: int, out_dir: Path, args: tuple) -> Any:
     return run(seed, out_dir, *args, False, _LINES.put)
 
 
-def _relay(lines, log: Callable[[str], None]) -> None:
-    """Log the workers' lines, each after the time since the workers started (``+h:mm:ss``)."""
+def _relay(lines, log: Callable[[str], None], stop: threading.Event) -> None:
+    """Log the workers' lines, each after the time since the workers started (``+h:mm:ss``),
+    until ``stop`` is set and none is left. It only reads: a worker killed while writing
+    cannot make the run hang here."""
     start = time.monotonic()
-    while (line := lines.get()) is not None:
+    while not (lines.empty() and stop.is_set()):
+        if lines.empty():
+            time.sleep(0.05)
+            continue
         seconds = int(time.monotonic() - start)
-        log(f"+{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} {line}")
+        log(f"+{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} {lines.get()}")
 
 
 def run_world_seeds(
@@ -69,7 +74,8 @@ def run_world_seeds(
         log(f"{len(seeds)} world seeds, {workers} at a time in worker processes")
         context = multiprocessing.get_context("spawn")
         lines = context.SimpleQueue()
-        relay = threading.Thread(target=_relay, args=(lines, log), daemon=True)
+        stop = threading.Event()
+        relay = threading.Thread(target=_relay, args=(lines, log, stop), daemon=True)
         relay.start()
         try:
             with ProcessPoolExecutor(
@@ -78,7 +84,7 @@ def run_world_seeds(
                 jobs = [pool.submit(_alone, run, s, root / f"world_{s}", args) for s in seeds]
                 return [job.result() for job in jobs]
         finally:
-            lines.put(None)
+            stop.set()
             relay.join()
     return [run(s, root / f"world_{s}", *args, progress, log) for s in seeds]
 
