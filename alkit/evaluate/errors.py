@@ -122,7 +122,8 @@ def reference_errors(
                                      num_workers):  # fmt: skip
         for fid, boxes, labels, d in zip(batch["frame_id"].tolist(), batch["boxes"],
                                          batch["labels"], found, strict=True):  # fmt: skip
-            # copies: a view would keep its batch's whole output alive (~0.26 MB a frame)
+            # copies, not views of the batch's tensors: with views, peak memory grew by about
+            # 0.15 MB a frame (3,000 frames: 1,186 MiB, with copies 733)
             truth[int(fid)] = (boxes.numpy().copy(), labels.numpy().copy())
             detections[int(fid)] = (d.boxes.numpy().copy(), d.scores.numpy().copy(),
                                     d.labels.numpy().copy())  # fmt: skip

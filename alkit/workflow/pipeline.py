@@ -111,10 +111,10 @@ def _is_fresh(record: dict | None, key: str, run_dir: Path) -> bool:
     return json_sha256(tree_listing(run_dir / record["out_dir"])) == record["outputs_sha256"]
 
 
-def _supersede(out_dir: Path, run_dir: Path, name: str, old: dict | None) -> Path:
-    """Move a step's outputs of another key to ``superseded/<step>-<key12>[-n]/``: a long
+def _supersede(out_dir: Path, run_dir: Path, name: str, old_key: str) -> Path:
+    """Move a step's outputs of ``old_key`` to ``superseded/<step>-<key12>[-n]/``: a long
     step's finished work is never deleted by an edit of its notebook or a parameter."""
-    base = run_dir / SUPERSEDED / f"{name}-{(old or {}).get('key', 'unknown')[:12]}"
+    base = run_dir / SUPERSEDED / f"{name}-{old_key[:12]}"
     kept, n = base, 1
     while kept.exists():
         kept, n = base.with_name(f"{base.name}-{n}"), n + 1
@@ -236,14 +236,13 @@ def run_recipe(
                 )
             )
             continue
-        if out_dir.exists() and name in forced and old and old.get("key") == key:
+        old_key = (old or {}).get("key", "unknown")
+        if out_dir.exists() and old_key != key:
+            kept = _supersede(out_dir, run_dir, name, old_key)
+            log(f"[{i}/{len(steps)}] {name}: its key changed; the outputs of key "
+                f"{old_key[:12]} are kept in {kept} (delete when done)")  # fmt: skip
+        elif out_dir.exists() and name in forced:
             shutil.rmtree(out_dir)  # asked to run afresh with the same key
-        elif out_dir.exists() and not (old and old.get("key") == key):
-            kept = _supersede(out_dir, run_dir, name, old)
-            log(
-                f"[{i}/{len(steps)}] {name}: its key changed; the outputs of key "
-                f"{(old or {}).get('key', 'unknown')[:12]} are kept in {kept} (delete when done)"
-            )
         out_dir.mkdir(parents=True, exist_ok=True)
         record = {
             "notebook": str(source),
