@@ -55,6 +55,7 @@ from alkit.experiments.tables import (
     seed_table,
     selection_figure,
     summary_table,
+    write_csv_tables,
 )
 from alkit.loop import Acquired, Arm, FrameCache, Learner, RoundContext, learn, version_frames
 from alkit.loop.frames import NoFrames
@@ -226,9 +227,8 @@ def ab_annotate(
     initial = initial_version(setup.world, setup.config.run.world.initial_stride)
     acquired = {m: acquired_as(ctx, Arm(m), sel, queried.paths[m], initial, queried.scores)
                 for m, sel in queried.selections.items()}  # fmt: skip
-    batch_summary({m: a.batch for m, a in acquired.items()}).to_csv(
-        setup.run_dir / "selection_analysis.csv"
-    )
+    analysis = batch_summary({m: a.batch for m, a in acquired.items()})
+    storage.atomic_write_text(str(setup.run_dir / "selection_analysis.csv"), analysis.to_csv())
     log("ANNOTATE " + ", ".join(f"{m}: {len(a.batch)} frames" for m, a in acquired.items()))
     return Acquisitions(initial, acquired)
 
@@ -303,7 +303,7 @@ def ab_evaluate(
             ctx = replace(ctx, retraining=c.run.retraining)
     results = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))],
                         ignore_index=True)  # fmt: skip
-    results.to_csv(setup.run_dir / "results.csv", index=False)
+    write_csv_tables(setup.run_dir, {"results": results})
     return results
 
 
@@ -335,9 +335,8 @@ def ab_report(setup: ABSetup, results: pd.DataFrame) -> ABResult:
     c, run = setup.config, setup.run_dir
     part = results[results["class"].isin(list(c.run.query.classes_of_interest))]
     summary = summary_table(part)
-    summary.to_csv(run / "summary.csv", index=False)
     gains = gain_ratio(summary)
-    gains.to_csv(run / "gains.csv", index=False)
+    write_csv_tables(run, {"summary": summary, "gains": gains})
     analysis = pd.read_csv(run / "selection_analysis.csv", index_col=0)
     figures = {}
     for test_set in ("night", "night_heldout", "global"):

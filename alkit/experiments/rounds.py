@@ -26,12 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from alkit.annotate.oracle import OracleLabeller
-from alkit.data import storage
 from alkit.ensemble.train import train_members
 from alkit.errors import ConfigError
 from alkit.evaluate.test_sets import evaluation_set_ids
 from alkit.experiments.abtest import ABConfig, as_ab_config
-from alkit.experiments.tables import CURVE_COLUMNS
+from alkit.experiments.tables import CURVE_COLUMNS, write_csv_tables
 from alkit.loop import Arm, FrameCache, Learner, RoundContext, acquire, evaluate, retrain_members
 from alkit.loop.round import new_frames
 from alkit.query.methods import SCORED_METHODS, check_methods
@@ -150,7 +149,7 @@ def run_rounds(
             labelled = len(initial_ids) + len(done)
             parts.append(table.assign(method=method, round=r, labelled_frames=labelled))
         curves = curve_table(pd.concat(parts, ignore_index=True), len(initial_ids))
-        storage.atomic_write_text(str(out / "curves.csv"), curves.to_csv(index=False))
+        write_csv_tables(out, {"curves": curves})
     return curves
 
 
