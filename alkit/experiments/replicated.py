@@ -14,8 +14,9 @@ labelling seconds in that block (equal cost instead of equal frames). Every
 model is evaluated on ``test_set``. One replicate is (world seed, pool block, fine-tuning
 seed); arms are paired within it.
 
-Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, selections, per
-evaluation its metrics and its matches at IoU 0.5: a rerun skips what is there),
+Writes into ``out_dir``: ``world_<s>/`` (ensemble, reference, scores, REFERENCE's errors for
+ORACLE per pool block, selections, per evaluation its metrics and its matches at IoU 0.5: a
+rerun skips what is there),
 ``results.csv`` (tidy: ``method, world_seed, pool_block, finetune_seed, class, metric, value,
 n_gt``; ``wMAP`` and ``AP`` there are over IoU 0.5:0.95), ``costs.csv`` (frames, boxes,
 labelling seconds per selection), ``diagnostics.csv`` (``signal_diagnostics``: is the frame
@@ -191,6 +192,14 @@ def _evaluated(
     return tuple(pd.read_parquet(p) for p in paths)
 
 
+def _kept(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The table saved as ``path``; made (and saved atomically) if absent. Read back from the
+    file either way, so a resumed run sees what a run from the start saw."""
+    if not path.exists():
+        storage.atomic_write_parquet(make(), str(path))
+    return pd.read_parquet(path)
+
+
 def test_sessions(world, frame_ids: Sequence[int]) -> dict[int, int]:
     """``{frame id: its driving session}`` of a test set's frames."""
     return {int(f): int(world.locate(f)[0]) for f in frame_ids}
@@ -316,7 +325,8 @@ def run_world(
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
         ctx = replace(models.ctx, pool=block)
         if "ORACLE" in config.arms:  # the ceiling: REFERENCE's errors on what AL scores
-            ctx = replace(ctx, errors=oracle_errors(models, block))
+            errors = functools.partial(oracle_errors, models, block)
+            ctx = replace(ctx, errors=_kept(out_dir / f"oracle_errors_block{b}.parquet", errors))
         arms = [Arm(a, seed=e.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
                 for a in config.arms]  # fmt: skip
         queried = query(ctx, trained.ensemble, arms)

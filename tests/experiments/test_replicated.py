@@ -12,10 +12,13 @@ from alkit.experiments.replicated import (
     COST_MATCHED,
     ExperimentConfig,
     cost_matched_prefix,
+    oracle_errors,
     pool_blocks,
     run_experiment,
+    world_models,
 )
 from alkit.experiments.stats import VERDICT_COLUMNS, VERDICTS
+from tests.conftest import one_thread
 
 
 def test_pool_blocks_deal_whole_sessions_by_time_of_day():
@@ -87,3 +90,14 @@ def test_tiny_experiment_runs_every_arm_paired_and_resumes(tiny_experiment):
         assert (tmp_path / name).exists()
     again = run_experiment(config, tmp_path, progress=False, log=lambda _: None)
     pd.testing.assert_frame_equal(again["results"], results)  # evaluations reused
+
+
+def test_a_resumed_experiment_reads_the_oracle_errors_a_fresh_run_computes(tiny_experiment):
+    config, tmp_path, _ = tiny_experiment
+    world = tmp_path / "world_0"
+    kept = pd.read_parquet(world / "oracle_errors_block0.parquet")
+    with one_thread():
+        models = world_models(config, 0, world, progress=False, log=lambda _: None)
+        fresh = oracle_errors(models, pool_blocks(models.setup.pool, 1)[0])
+    assert len(kept) and kept.frame_id.is_unique
+    pd.testing.assert_frame_equal(kept, fresh)  # values and dtypes through the file
