@@ -59,8 +59,9 @@ def main() -> None:
     table = pd.concat([world_selections(w).assign(world_seed=int(w.name.split("_")[1]))
                        for w in worlds], ignore_index=True)  # fmt: skip
     storage.atomic_write_text(str(dest), table.to_csv(index=False))
-    mean = table.groupby("method").mean(numeric_only=True).drop(columns=["pool_block",
-                                                                          "world_seed"])
+    mean = (
+        table.groupby("method").mean(numeric_only=True).drop(columns=["pool_block", "world_seed"])
+    )
     mean["hours"] = mean.seconds / 3600
     cols = ["boxes", *CLASSES, "hours", "sessions", "neighbour_pairs"]
     print(f"{dest}: {len(table)} selections of {len(worlds)} worlds; the mean over worlds:")
