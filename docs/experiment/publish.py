@@ -1,8 +1,9 @@
 """Copy a finished experiment's tables into ``docs/experiment/`` and print the README's tables.
 
-    .venv/bin/python docs/experiment/publish.py [RUN [DEST]]
+    .venv/bin/python docs/experiment/publish.py [RUN [DEST [FOLLOW_UPS]]]
 
-RUN: default runs/experiment/out/40_experiment; DEST: default docs/experiment.
+RUN: default runs/experiment/out/40_experiment; DEST: default docs/experiment; FOLLOW_UPS:
+the follow-ups' folder (``alkit efficiency``), default runs/efficiency/out/42_label_efficiency.
 
 Copies the experiment's tidy CSVs (``results``, ``costs``, ``verdicts``, ``power``,
 ``diagnostics``, ``test_sets``; the follow-ups' ``efficiency``, ``efficiency_summary``,
@@ -25,6 +26,12 @@ DOCS = ROOT / "docs" / "experiment"
 TABLES = ("results", "costs", "verdicts", "power", "diagnostics", "test_sets", "efficiency",
           "efficiency_summary", "sensitivity", "score_diagnostics", "pick_layout")  # fmt: skip
 FIGURES = ("differences.png", "efficiency.png")
+FOLLOW_UPS = "runs/efficiency/out/42_label_efficiency"
+
+
+def source(run: Path, follow: Path, name: str) -> Path:
+    """Where ``name`` is: the experiment's folder, else the follow-ups'."""
+    return run / name if (run / name).exists() else follow / name
 
 
 def md(table: pd.DataFrame) -> str:
@@ -56,12 +63,10 @@ def verdict_rows(v: pd.DataFrame) -> list[str]:
 def main() -> None:
     run = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "runs/experiment/out/40_experiment"
     dest = Path(sys.argv[2]) if len(sys.argv) > 2 else DOCS
-    for name in TABLES:
-        if (run / f"{name}.csv").exists():
-            shutil.copyfile(run / f"{name}.csv", dest / f"{name}.csv")
-    for name in FIGURES:
-        if (run / name).exists():
-            shutil.copyfile(run / name, dest / name)
+    follow = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / FOLLOW_UPS
+    for name in [f"{t}.csv" for t in TABLES] + list(FIGURES):
+        if source(run, follow, name).exists():
+            shutil.copyfile(source(run, follow, name), dest / name)
     v = pd.read_csv(run / "verdicts.csv")
     ap = v[v.metric == "AP50"]
     print("\n".join(verdict_rows(ap)))
@@ -77,8 +82,8 @@ def main() -> None:
     costs = pd.read_csv(run / "costs.csv").groupby("method")[["frames", "boxes", "seconds"]]
     print("\ncosts:\n" + md(costs.mean().round(0)))
     for name in TABLES[6:]:
-        if (run / f"{name}.csv").exists():
-            t = pd.read_csv(run / f"{name}.csv")
+        if source(run, follow, f"{name}.csv").exists():
+            t = pd.read_csv(source(run, follow, f"{name}.csv"))
             if name in ("score_diagnostics", "pick_layout"):
                 keys = ["class"] if name == "score_diagnostics" else ["method"]
                 t = t.drop(columns=["world_seed", "pool_block"]).groupby(keys).mean()
