@@ -159,6 +159,14 @@ def test_al_div_caps_sessions_and_keeps_a_frame_gap():
     assert picks["AL-div"].frame_id.tolist() == [0, 2, 6, 8]
 
 
+def test_al_with_a_session_cap_and_gap_picks_as_al_div():
+    # what the README tells a user: the loop's AL with AL-div's rules labels AL-div's picks
+    candidates = Candidates(DRIVES, DRIVES, DRIVES)
+    settings = SelectionSettings(budget=4, classes_of_interest=("person",), al_session_cap=2,
+                                 al_min_frame_gap=2)  # fmt: skip
+    assert select_frames(["AL"], candidates, settings)["AL"].frame_id.tolist() == [0, 2, 6, 8]
+
+
 def test_al_passes_its_frame_gap_through():
     candidates = Candidates(DRIVES, DRIVES, DRIVES)
     settings = SelectionSettings(budget=3, classes_of_interest=("person",), al_min_frame_gap=3)
