@@ -294,8 +294,11 @@ def run_followups(
     )
     comparisons = [(name, REFERENCE) for name, _, _ in curve] + pairs
     log(f"bootstrap: {follow.n_resamples} resamples of world seeds, pool blocks, test sessions")
+    # the experiment's margin: a quarter of RANDOM-night's gain over REFERENCE, capped
+    margin_from = ("RANDOM-night", REFERENCE) if "RANDOM-night" in follow.curve_arms else None
+    plan = AnalysisPlan(crossed=True, margin_from=margin_from)
     boot = session_bootstrap(matches, sessions, comparisons, classes, config.margin,
-                             follow.n_resamples, plan=AnalysisPlan(crossed=True))  # fmt: skip
+                             follow.n_resamples, plan=plan)  # fmt: skip
     v = boot.verdicts
     rows = []
     seconds = costs.groupby(["arm", "budget"]).seconds.mean()

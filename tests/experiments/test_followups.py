@@ -49,6 +49,12 @@ def test_followups_cut_each_selection_and_pair_with_the_experiment(tiny_experime
     names = set(got["sensitivity"].comparison)
     assert names == {"AL vs RANDOM-night",
                      "AL (new_fraction 0.5) vs RANDOM-night (new_fraction 0.5)"}  # fmt: skip
+    # its verdicts use the experiment's margin: min(0.02, a quarter of RANDOM-night's gain)
+    sens = got["sensitivity"].set_index(["class", "metric"])
+    expected = {cls: min(0.02, max(0.0, 0.25 * gain)) for cls, gain in ours.items()}
+    assert min(expected.values()) < 0.02  # so the default margin would not pass
+    for cls, margin in expected.items():
+        assert sens.loc[(cls, "AP50"), "margin"].to_numpy() == pytest.approx([margin] * 2)
     summary = got["efficiency_summary"]
     rn = summary[summary.arm == "RANDOM-night"]
     assert (rn.labels_to_match <= 10).all()  # a curve reaches its own end
