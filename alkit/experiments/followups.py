@@ -55,6 +55,7 @@ from alkit.experiments.diagnostics import (
 from alkit.experiments.replicated import (
     ExperimentConfig,
     _evaluated,
+    analysis_plan,
     experiment_config,
     hard_cases,
     learned_evaluation,
@@ -62,7 +63,7 @@ from alkit.experiments.replicated import (
     test_sessions,
     world_models,
 )
-from alkit.experiments.session_bootstrap import AnalysisPlan, session_bootstrap
+from alkit.experiments.session_bootstrap import session_bootstrap
 from alkit.experiments.stats import spearman
 from alkit.experiments.tables import REFERENCE, write_csv_tables
 from alkit.experiments.workers import run_world_seeds
@@ -294,11 +295,8 @@ def run_followups(
     )
     comparisons = [(name, REFERENCE) for name, _, _ in curve] + pairs
     log(f"bootstrap: {follow.n_resamples} resamples of world seeds, pool blocks, test sessions")
-    # the experiment's margin: a quarter of RANDOM-night's gain over REFERENCE, capped
-    margin_from = ("RANDOM-night", REFERENCE) if "RANDOM-night" in follow.curve_arms else None
-    plan = AnalysisPlan(crossed=True, margin_from=margin_from)
     boot = session_bootstrap(matches, sessions, comparisons, classes, config.margin,
-                             follow.n_resamples, plan=plan)  # fmt: skip
+                             follow.n_resamples, plan=analysis_plan(follow.curve_arms))  # fmt: skip
     v = boot.verdicts
     rows = []
     seconds = costs.groupby(["arm", "budget"]).seconds.mean()

@@ -179,25 +179,30 @@ def cost_matched_prefix(seconds: Sequence[float], budget: float) -> int:
     return n
 
 
-def _evaluated(
-    out: Path, make: Callable[[], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``(metrics rows, detections, truth)`` of one evaluation saved as ``out`` + ``.parquet``,
-    ``_detections.parquet``, ``_truth.parquet``; made (and saved atomically) if absent."""
-    paths = [out.with_name(out.name + suffix)
-             for suffix in (".parquet", "_detections.parquet", "_truth.parquet")]  # fmt: skip
+def _kept(paths: Sequence[Path], make: Callable[[], Sequence[pd.DataFrame]]) -> tuple:
+    """The tables saved as ``paths``; made (and saved atomically) if any is absent. Read back
+    from the files either way, so a resumed run sees what a run from the start saw."""
     if not all(p.exists() for p in paths):
         for table, path in zip(make(), paths, strict=True):
             storage.atomic_write_parquet(table, str(path))
     return tuple(pd.read_parquet(p) for p in paths)
 
 
-def _kept(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The table saved as ``path``; made (and saved atomically) if absent. Read back from the
-    file either way, so a resumed run sees what a run from the start saw."""
-    if not path.exists():
-        storage.atomic_write_parquet(make(), str(path))
-    return pd.read_parquet(path)
+def _evaluated(
+    out: Path, make: Callable[[], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(metrics rows, detections, truth)`` of one evaluation saved as ``out`` + ``.parquet``,
+    ``_detections.parquet``, ``_truth.parquet`` (``_kept``)."""
+    paths = [out.with_name(out.name + suffix)
+             for suffix in (".parquet", "_detections.parquet", "_truth.parquet")]  # fmt: skip
+    return _kept(paths, make)
+
+
+def analysis_plan(arms: Sequence[str], primary: Sequence[tuple[str, str]] = ()) -> AnalysisPlan:
+    """The analysis fixed in advance: crossed, ``primary`` Holm-adjusted, the margin a share of
+    RANDOM-night's gain over REFERENCE where RANDOM-night is among ``arms``."""
+    margin_from = ("RANDOM-night", REFERENCE) if "RANDOM-night" in arms else None
+    return AnalysisPlan(crossed=True, primary=tuple(primary), margin_from=margin_from)
 
 
 def test_sessions(world, frame_ids: Sequence[int]) -> dict[int, int]:
@@ -325,8 +330,9 @@ def run_world(
         log(f"world {seed}, pool block {b}: QUERY {len(block)} frames with {list(config.arms)}")
         ctx = replace(models.ctx, pool=block)
         if "ORACLE" in config.arms:  # the ceiling: REFERENCE's errors on what AL scores
-            errors = functools.partial(oracle_errors, models, block)
-            ctx = replace(ctx, errors=_kept(out_dir / f"oracle_errors_block{b}.parquet", errors))
+            (errors,) = _kept([out_dir / f"oracle_errors_block{b}.parquet"],
+                              lambda block=block: [oracle_errors(models, block)])  # fmt: skip
+            ctx = replace(ctx, errors=errors)
         arms = [Arm(a, seed=e.seed + b, name=f"block{b}_{{method}}", params={"pool_block": b})
                 for a in config.arms]  # fmt: skip
         queried = query(ctx, trained.ensemble, arms)
@@ -414,8 +420,7 @@ def run_experiment(
     comparisons += [c for c in SECONDARY if set(c) <= arms and c not in comparisons]
     primary = tuple(c for c in PRIMARY if set(c) <= arms)
     comparisons += [c for c in primary if c not in comparisons]
-    margin_from = ("RANDOM-night", REFERENCE) if "RANDOM-night" in arms else None
-    plan = AnalysisPlan(crossed=True, primary=primary, margin_from=margin_from)
+    plan = analysis_plan(arms, primary)
     boot = session_bootstrap(
         {k: v for p in parts for k, v in p.matches.items()},
         {s: p.sessions for s, p in zip(config.world_seeds, parts, strict=True)},

@@ -65,8 +65,8 @@ def main() -> None:
     dest = Path(sys.argv[2]) if len(sys.argv) > 2 else DOCS
     follow = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / FOLLOW_UPS
     for name in [f"{t}.csv" for t in TABLES] + list(FIGURES):
-        if source(run, follow, name).exists():
-            shutil.copyfile(source(run, follow, name), dest / name)
+        if (found := source(run, follow, name)).exists():
+            shutil.copyfile(found, dest / name)
     v = pd.read_csv(run / "verdicts.csv")
     ap = v[v.metric == "AP50"]
     print("\n".join(verdict_rows(ap)))
@@ -82,8 +82,8 @@ def main() -> None:
     costs = pd.read_csv(run / "costs.csv").groupby("method")[["frames", "boxes", "seconds"]]
     print("\ncosts:\n" + md(costs.mean().round(0)))
     for name in TABLES[6:]:
-        if source(run, follow, f"{name}.csv").exists():
-            t = pd.read_csv(source(run, follow, f"{name}.csv"))
+        if (found := source(run, follow, f"{name}.csv")).exists():
+            t = pd.read_csv(found)
             if name in ("score_diagnostics", "pick_layout"):
                 keys = ["class"] if name == "score_diagnostics" else ["method"]
                 t = t.drop(columns=["world_seed", "pool_block"]).groupby(keys).mean()

@@ -46,18 +46,19 @@ def world_selections(world: Path) -> pd.DataFrame:
                      "frames": len(added), "boxes": len(boxes),
                      **{c: int(per_class.get(c, 0)) for c in CLASSES},
                      "seconds": info["labelling"]["seconds"]})  # fmt: skip
-        picks.append(added.assign(method=method))
-    layout = pick_layout(pd.concat(picks, ignore_index=True))
-    table = pd.DataFrame(rows).merge(layout.drop(columns="frames"), on="method")
+        picks.append(added.assign(method=method, pool_block=rows[-1]["pool_block"]))
+    layout = pd.concat([pick_layout(part).assign(pool_block=b) for b, part in
+                        pd.concat(picks, ignore_index=True).groupby("pool_block")])  # fmt: skip
+    table = pd.DataFrame(rows).merge(layout.drop(columns="frames"), on=["method", "pool_block"])
     return table.sort_values(["pool_block", "method"], ignore_index=True)
 
 
 def main() -> None:
     run = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "runs/experiment/out/40_experiment"
     dest = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs/experiment/selections.csv"
-    worlds = sorted(run.glob("world_*"), key=lambda p: int(p.name.split("_")[1]))
-    table = pd.concat([world_selections(w).assign(world_seed=int(w.name.split("_")[1]))
-                       for w in worlds], ignore_index=True)  # fmt: skip
+    worlds = sorted((int(p.name.split("_")[1]), p) for p in run.glob("world_*"))
+    table = pd.concat([world_selections(w).assign(world_seed=s) for s, w in worlds],
+                      ignore_index=True)  # fmt: skip
     storage.atomic_write_text(str(dest), table.to_csv(index=False))
     mean = (
         table.groupby("method").mean(numeric_only=True).drop(columns=["pool_block", "world_seed"])
